@@ -1,0 +1,239 @@
+// pyimgdir._core: type conversion, GIL release and error mapping around csrc/core. No policy.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/decode.hpp"
+#include "core/pipeline.hpp"
+#include "core/resize.hpp"
+#include "core/walk.hpp"
+
+namespace py = pybind11;
+using namespace pyimgdir;
+
+namespace {
+
+py::object load_error_class() { return py::module_::import("pyimgdir.errors").attr("ImageLoadError"); }
+
+[[noreturn]] void raise_load_error(const std::string& path, const std::string& reason, int64_t position,
+                                   int64_t file_index) {
+    py::object cls = load_error_class();
+    py::object exc = cls(py::str(path), py::str(reason), position, file_index);
+    PyErr_SetObject(cls.ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+// A numpy view of `count` samples of a pooled buffer. The capsule keeps the buffer (and so
+// the memory) alive for as long as the array or any view of it lives.
+py::array batch_view(const std::shared_ptr<Buffer>& buf, int count, const LoaderConfig& cfg) {
+    auto* keep = new std::shared_ptr<Buffer>(buf);
+    py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Buffer>*>(p); });
+    std::vector<py::ssize_t> shape{count};
+    if (cfg.channels_first) {
+        shape.insert(shape.end(), {cfg.channels, cfg.height, cfg.width});
+    } else {
+        shape.insert(shape.end(), {cfg.height, cfg.width, cfg.channels});
+    }
+    if (cfg.output == OutputType::Float32)
+        return py::array_t<float>(shape, reinterpret_cast<float*>(buf->data), owner);
+    return py::array_t<uint8_t>(shape, buf->data, owner);
+}
+
+Fit parse_fit(const std::string& s) {
+    if (s == "stretch") return Fit::Stretch;
+    if (s == "crop") return Fit::Crop;
+    if (s == "pad") return Fit::Pad;
+    throw std::invalid_argument("fit must be 'stretch', 'crop' or 'pad'");
+}
+
+LoaderConfig make_config(int height, int width, int channels, const std::string& interpolation,
+                         const std::string& fit, bool channels_first, const std::string& dtype,
+                         int num_threads, int prefetch, int64_t max_pixels, bool lock_memory) {
+    if (height < 1 || width < 1) throw std::invalid_argument("image_size must be positive");
+    if (channels != 1 && channels != 3 && channels != 4)
+        throw std::invalid_argument("channels must be 1, 3 or 4");
+    LoaderConfig c;
+    c.height = height;
+    c.width = width;
+    c.channels = channels;
+    c.interpolation = parse_interpolation(interpolation);
+    c.fit = parse_fit(fit);
+    c.channels_first = channels_first;
+    if (dtype == "float32")
+        c.output = OutputType::Float32;
+    else if (dtype == "uint8")
+        c.output = OutputType::UInt8;
+    else
+        throw std::invalid_argument("dtype must be 'float32' or 'uint8'");
+    c.num_threads = num_threads;
+    c.prefetch = prefetch;
+    c.max_pixels = max_pixels;
+    c.lock_memory = lock_memory;
+    return c;
+}
+
+py::array new_sample(const LoaderConfig& cfg) {
+    std::vector<py::ssize_t> shape = cfg.channels_first
+                                         ? std::vector<py::ssize_t>{cfg.channels, cfg.height, cfg.width}
+                                         : std::vector<py::ssize_t>{cfg.height, cfg.width, cfg.channels};
+    if (cfg.output == OutputType::Float32) return py::array_t<float>(shape);
+    return py::array_t<uint8_t>(shape);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pyimgdir's compiled core (private): walk, decode, resize, batch pipeline.";
+    py::register_exception<DecodeError>(m, "DecodeError", PyExc_ValueError);
+
+    m.def(
+        "walk",
+        [](const std::vector<std::string>& tops, const std::vector<std::string>& prefixes,
+           bool follow_links, const std::vector<std::string>& extensions, int num_threads) {
+            if (tops.size() != prefixes.size()) throw std::invalid_argument("tops and prefixes differ in length");
+            WalkOptions o;
+            o.follow_links = follow_links;
+            o.extensions = extensions;
+            o.num_threads = num_threads;
+            WalkResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = walk(tops, prefixes, o);
+            }
+            return py::make_tuple(py::cast(std::move(r.files)), py::cast(std::move(r.unreadable_directories)),
+                                  r.directories_listed);
+        },
+        py::arg("tops"), py::arg("prefixes"), py::arg("follow_links"), py::arg("extensions"),
+        py::arg("num_threads") = 0);
+
+    m.def("sniff_format", [](py::bytes data) {
+        std::string_view v = data;
+        return std::string(format_name(sniff_format(reinterpret_cast<const uint8_t*>(v.data()), v.size())));
+    });
+
+    m.def(
+        "decode",
+        [](py::bytes data, int channels, int64_t max_pixels) {
+            std::string_view v = data;
+            DecodeOptions o;
+            o.channels = channels;
+            o.max_pixels = max_pixels;
+            Image img;
+            {
+                py::gil_scoped_release nogil;
+                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
+            }
+            py::array_t<uint8_t> out({img.height, img.width, img.channels});
+            std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
+            return out;
+        },
+        py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28);
+
+    m.def(
+        "resize",
+        [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> img, int height, int width,
+           const std::string& method) -> py::array {
+            if (img.ndim() != 3) throw std::invalid_argument("expected an HxWxC uint8 array");
+            if (height < 1 || width < 1) throw std::invalid_argument("size must be positive");
+            const int h = static_cast<int>(img.shape(0)), w = static_cast<int>(img.shape(1)),
+                      c = static_cast<int>(img.shape(2));
+            const Interpolation m = parse_interpolation(method);
+            const uint8_t* src = img.data();
+            if (m == Interpolation::Nearest) {
+                py::array_t<uint8_t> out({height, width, c});
+                uint8_t* dst = out.mutable_data();
+                py::gil_scoped_release nogil;
+                resize_nearest_u8(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
+                                  static_cast<size_t>(width) * c);
+                return std::move(out);
+            }
+            py::array_t<float> out({height, width, c});
+            float* dst = out.mutable_data();
+            py::gil_scoped_release nogil;
+            resize_to_float(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
+                            static_cast<size_t>(width) * c, m);
+            return std::move(out);
+        },
+        py::arg("image"), py::arg("height"), py::arg("width"), py::arg("method") = "bilinear");
+
+    py::class_<EpochIterator>(m, "EpochIterator")
+        .def("next",
+             [](EpochIterator& it, const LoaderConfig& cfg) -> py::object {
+                 for (;;) {
+                     Batch b;
+                     EpochIterator::Status st;
+                     try {
+                         py::gil_scoped_release nogil;
+                         st = it.next(b, 100);
+                     } catch (const BatchFailure& f) {
+                         raise_load_error(f.failure.path, f.failure.reason, f.failure.position,
+                                          f.failure.file_index);
+                     }
+                     if (st == EpochIterator::Status::End) return py::none();
+                     if (st == EpochIterator::Status::Ready)
+                         return py::make_tuple(batch_view(b.buffer, b.count, cfg), b.first_position);
+                     // Timed out: let Ctrl-C and other signals through, then keep waiting.
+                     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+                 }
+             })
+        .def("close",
+             [](EpochIterator& it) {
+                 py::gil_scoped_release nogil;
+                 it.close();
+             })
+        .def_property_readonly("num_batches", &EpochIterator::num_batches);
+
+    py::class_<LoaderConfig>(m, "LoaderConfig")
+        .def_readonly("height", &LoaderConfig::height)
+        .def_readonly("width", &LoaderConfig::width)
+        .def_readonly("channels", &LoaderConfig::channels)
+        .def_readonly("channels_first", &LoaderConfig::channels_first)
+        .def_readonly("num_threads", &LoaderConfig::num_threads)
+        .def_readonly("prefetch", &LoaderConfig::prefetch)
+        .def_property_readonly("dtype", [](const LoaderConfig& c) {
+            return c.output == OutputType::Float32 ? "float32" : "uint8";
+        });
+
+    py::class_<Loader>(m, "Loader")
+        .def(py::init([](std::vector<std::string> paths, int height, int width, int channels,
+                         const std::string& interpolation, const std::string& fit, bool channels_first,
+                         const std::string& dtype, int num_threads, int prefetch, int64_t max_pixels,
+                         bool lock_memory) {
+                 return std::make_unique<Loader>(
+                     std::move(paths), make_config(height, width, channels, interpolation, fit, channels_first,
+                                                   dtype, num_threads, prefetch, max_pixels, lock_memory));
+             }),
+             py::arg("paths"), py::arg("height"), py::arg("width"), py::arg("channels"),
+             py::arg("interpolation") = "bilinear", py::arg("fit") = "stretch", py::arg("channels_first") = false,
+             py::arg("dtype") = "float32", py::arg("num_threads") = 0, py::arg("prefetch") = 2,
+             py::arg("max_pixels") = int64_t(1) << 28, py::arg("lock_memory") = false)
+        .def("__len__", &Loader::size)
+        .def_property_readonly("config", &Loader::config, py::return_value_policy::copy)
+        .def(
+            "iterate",
+            [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> order,
+               int batch_size) {
+                std::vector<int64_t> o(order.data(), order.data() + order.size());
+                return l.iterate(std::move(o), batch_size);
+            },
+            py::arg("order"), py::arg("batch_size"))
+        .def(
+            "load",
+            [](const Loader& l, size_t index) {
+                if (index >= l.size()) throw py::index_error("file index out of range");
+                py::array out = new_sample(l.config());
+                uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
+                try {
+                    py::gil_scoped_release nogil;
+                    l.load_one(index, dst);
+                } catch (const DecodeError& e) {
+                    raise_load_error(l.path(index), e.what(), -1, static_cast<int64_t>(index));
+                }
+                return out;
+            },
+            py::arg("index"));
+}

@@ -1,0 +1,86 @@
+#include "core/decode.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/decode_bmp.hpp"
+#include "core/decode_gif.hpp"
+#include "core/decode_jpeg.hpp"
+#include "core/decode_png.hpp"
+
+namespace pyimgdir {
+
+const char* format_name(ImageFormat f) {
+    switch (f) {
+        case ImageFormat::Jpeg: return "JPEG";
+        case ImageFormat::Png: return "PNG";
+        case ImageFormat::Gif: return "GIF";
+        case ImageFormat::Bmp: return "BMP";
+        case ImageFormat::WebP: return "WebP";
+        default: return "unknown";
+    }
+}
+
+ImageFormat sniff_format(const uint8_t* d, size_t n) {
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return ImageFormat::Jpeg;
+    if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageFormat::Png;
+    if (n >= 3 && std::memcmp(d, "GIF", 3) == 0) return ImageFormat::Gif;
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return ImageFormat::Bmp;
+    if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
+        return ImageFormat::WebP;
+    return ImageFormat::Unknown;
+}
+
+uint8_t rgb_to_gray(uint8_t r, uint8_t g, uint8_t b) {
+    return static_cast<uint8_t>((9797u * r + 19234u * g + 3737u * b) >> 15);
+}
+
+void decode_image(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out) {
+    if (opts.channels != 1 && opts.channels != 3 && opts.channels != 4)
+        throw DecodeError("channels must be 1, 3 or 4");
+    if (size == 0) throw DecodeError("empty file (0 bytes)");
+    switch (sniff_format(data, size)) {
+        case ImageFormat::Jpeg: return decode_jpeg(data, size, opts, out);
+        case ImageFormat::Png: return decode_png(data, size, opts, out);
+        case ImageFormat::Gif: return decode_gif(data, size, opts, out);
+        case ImageFormat::Bmp: return decode_bmp(data, size, opts, out);
+        case ImageFormat::WebP:
+            throw DecodeError("WebP images are not supported (a .webp file under an image extension)");
+        default:
+            throw DecodeError(
+                "unknown image file format (the first bytes are not JPEG, PNG, GIF or BMP)");
+    }
+}
+
+void read_file(const std::string& path, std::vector<uint8_t>& buf) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+        ::close(fd);
+        throw DecodeError(std::string("cannot read file: ") + std::strerror(e));
+    }
+    // st_size is a hint only: the file may change under us, so read to EOF.
+    buf.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536);
+    size_t got = 0;
+    for (;;) {
+        if (got == buf.size()) buf.resize(buf.size() * 2);
+        ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
+        if (r == 0) break;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::close(fd);
+            throw DecodeError(std::string("read failed: ") + std::strerror(e));
+        }
+        got += static_cast<size_t>(r);
+    }
+    ::close(fd);
+    buf.resize(got);
+}
+
+}  // namespace pyimgdir

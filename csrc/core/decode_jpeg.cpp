@@ -1,0 +1,213 @@
+#include "core/decode_jpeg.hpp"
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <jpeglib.h>
+
+namespace pyimgdir {
+namespace {
+
+// libjpeg reports fatal errors through error_exit, which must not return. We longjmp
+// back into decode_jpeg and turn the message into a DecodeError there, so neither the
+// jump nor libjpeg's state ever crosses this file.
+struct ErrorMgr {
+    jpeg_error_mgr pub;
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+};
+
+void on_error_exit(j_common_ptr cinfo) {
+    auto* err = reinterpret_cast<ErrorMgr*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, err->message);
+    std::longjmp(err->jump, 1);
+}
+
+// Corrupt-data warnings ("extraneous bytes before marker", ...) are counted, not printed.
+// TensorFlow decodes such files successfully, so we do too.
+void on_output_message(j_common_ptr) {}
+
+// A memory source that treats running out of data as an error, as TensorFlow does
+// (libjpeg's own jpeg_mem_src pads a truncated file with a fake EOI and grey pixels).
+void src_init(j_decompress_ptr) {}
+boolean src_fill(j_decompress_ptr cinfo) {
+    static const JOCTET eoi[2] = {0xFF, JPEG_EOI};
+    // Called only when all bytes are consumed: the file is truncated. Feed an EOI so libjpeg
+    // can finish its current call, and remember that the data ended early.
+    cinfo->src->next_input_byte = eoi;
+    cinfo->src->bytes_in_buffer = 2;
+    cinfo->client_data = reinterpret_cast<void*>(1);
+    return TRUE;
+}
+void src_skip(j_decompress_ptr cinfo, long n) {
+    if (n <= 0) return;
+    auto* src = cinfo->src;
+    while (n > static_cast<long>(src->bytes_in_buffer)) {
+        n -= static_cast<long>(src->bytes_in_buffer);
+        src_fill(cinfo);
+    }
+    src->next_input_byte += n;
+    src->bytes_in_buffer -= static_cast<size_t>(n);
+}
+void src_term(j_decompress_ptr) {}
+
+// One decompressor per thread, reused across images (jpeg_abort resets it).
+struct Decoder {
+    jpeg_decompress_struct cinfo;
+    ErrorMgr err;
+    jpeg_source_mgr src;
+    std::vector<uint8_t> cmyk_row;
+
+    Decoder() {
+        cinfo.err = jpeg_std_error(&err.pub);
+        err.pub.error_exit = on_error_exit;
+        err.pub.output_message = on_output_message;
+        jpeg_create_decompress(&cinfo);
+        src.init_source = src_init;
+        src.fill_input_buffer = src_fill;
+        src.skip_input_data = src_skip;
+        src.resync_to_restart = jpeg_resync_to_restart;
+        src.term_source = src_term;
+    }
+    ~Decoder() { jpeg_destroy_decompress(&cinfo); }
+    Decoder(const Decoder&) = delete;
+    Decoder& operator=(const Decoder&) = delete;
+};
+
+Decoder& thread_decoder() {
+    thread_local Decoder dec;
+    return dec;
+}
+
+[[noreturn]] void fail_truncated() {
+    throw DecodeError("truncated JPEG data (the file ends before the image is complete)");
+}
+
+}  // namespace
+
+void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out) {
+    Decoder& dec = thread_decoder();
+    jpeg_decompress_struct& cinfo = dec.cinfo;
+    if (setjmp(dec.err.jump)) {
+        jpeg_abort_decompress(&cinfo);
+        std::string msg = dec.err.message;
+        throw DecodeError("invalid JPEG data: " + msg);
+    }
+
+    cinfo.client_data = nullptr;
+    dec.err.pub.num_warnings = 0;
+    dec.src.next_input_byte = data;
+    dec.src.bytes_in_buffer = size;
+    cinfo.src = &dec.src;
+
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.client_data) {
+        jpeg_abort_decompress(&cinfo);
+        fail_truncated();
+    }
+
+    const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    const int want = opts.channels;
+    if (want == 1) {
+        if (cmyk) {
+            jpeg_abort_decompress(&cinfo);
+            throw DecodeError(
+                "a CMYK JPEG cannot be decoded as grayscale (TensorFlow refuses it too); "
+                "use color_mode='rgb'");
+        }
+        cinfo.out_color_space = JCS_GRAYSCALE;
+    } else {
+        cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    }
+    cinfo.dct_method = JDCT_IFAST;
+    cinfo.do_fancy_upsampling = TRUE;
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = 1;
+    jpeg_calc_output_dimensions(&cinfo);
+
+    const int64_t w = cinfo.output_width, h = cinfo.output_height;
+    if (w <= 0 || h <= 0) {
+        jpeg_abort_decompress(&cinfo);
+        throw DecodeError("invalid JPEG dimensions");
+    }
+    if (w * h > opts.max_pixels) {
+        jpeg_abort_decompress(&cinfo);
+        throw DecodeError("image is " + std::to_string(w) + "x" + std::to_string(h) +
+                          " pixels, more than the limit of " + std::to_string(opts.max_pixels) +
+                          " (max_pixels)");
+    }
+
+    jpeg_start_decompress(&cinfo);
+    out.reset(static_cast<int>(h), static_cast<int>(w), want);
+    const size_t out_stride = static_cast<size_t>(w) * want;
+    uint8_t* base = out.data();
+
+    if (cinfo.out_color_space == JCS_CMYK) {
+        // TensorFlow's conversion, including its treatment of Adobe's inverted CMYK.
+        dec.cmyk_row.resize(static_cast<size_t>(w) * 4);
+        const bool adobe = cinfo.saw_Adobe_marker;
+        while (cinfo.output_scanline < cinfo.output_height) {
+            JSAMPROW row = dec.cmyk_row.data();
+            const JDIMENSION y = cinfo.output_scanline;
+            if (jpeg_read_scanlines(&cinfo, &row, 1) != 1 || cinfo.client_data) {
+                jpeg_abort_decompress(&cinfo);
+                fail_truncated();
+            }
+            uint8_t* o = base + y * out_stride;
+            for (int64_t x = 0; x < w; ++x) {
+                const int c = row[4 * x], m = row[4 * x + 1], yy = row[4 * x + 2], k = row[4 * x + 3];
+                int r, g, b;
+                if (adobe) {
+                    r = (k * c) / 255;
+                    g = (k * m) / 255;
+                    b = (k * yy) / 255;
+                } else {
+                    r = (255 - k) * (255 - c) / 255;
+                    g = (255 - k) * (255 - m) / 255;
+                    b = (255 - k) * (255 - yy) / 255;
+                }
+                o[want * x] = static_cast<uint8_t>(r);
+                o[want * x + 1] = static_cast<uint8_t>(g);
+                o[want * x + 2] = static_cast<uint8_t>(b);
+                if (want == 4) o[want * x + 3] = 255;
+            }
+        }
+    } else {
+        const int got_c = cinfo.output_components;  // 1 or 3
+        const size_t dec_stride = static_cast<size_t>(w) * got_c;
+        JSAMPROW rows[16];
+        while (cinfo.output_scanline < cinfo.output_height) {
+            const JDIMENSION y0 = cinfo.output_scanline;
+            const int n = static_cast<int>(std::min<JDIMENSION>(16, cinfo.output_height - y0));
+            // RGBA: decode RGB into the tail of each row, then expand in place left to right.
+            for (int i = 0; i < n; ++i)
+                rows[i] = base + (y0 + i) * out_stride + (out_stride - dec_stride);
+            const JDIMENSION got = jpeg_read_scanlines(&cinfo, rows, n);
+            if (got == 0 || cinfo.client_data) {
+                jpeg_abort_decompress(&cinfo);
+                fail_truncated();
+            }
+            if (want == 4) {
+                for (JDIMENSION i = 0; i < got; ++i) {
+                    uint8_t* o = base + (y0 + i) * out_stride;
+                    const uint8_t* s = rows[i];
+                    for (int64_t x = 0; x < w; ++x) {
+                        const uint8_t r = s[3 * x], g = s[3 * x + 1], b = s[3 * x + 2];
+                        o[4 * x] = r;
+                        o[4 * x + 1] = g;
+                        o[4 * x + 2] = b;
+                        o[4 * x + 3] = 255;
+                    }
+                }
+            }
+        }
+    }
+    // A file missing only its final EOI marker is accepted, as TensorFlow accepts it.
+    jpeg_abort_decompress(&cinfo);
+}
+
+}  // namespace pyimgdir

@@ -1,0 +1,46 @@
+// Types shared by every stage of the core: decoded images and the decode error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pyimgdir {
+
+// A file that cannot be read or decoded. The message is the decoder's own reason;
+// the pipeline prefixes the path before it reaches the caller.
+struct DecodeError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// An 8-bit interleaved (HWC) image. Decoders reuse `pixels` between calls so a worker
+// thread allocates only when it meets a bigger image than before.
+struct Image {
+    int height = 0;
+    int width = 0;
+    int channels = 0;
+    std::vector<uint8_t> pixels;
+
+    void reset(int h, int w, int c) {
+        height = h;
+        width = w;
+        channels = c;
+        pixels.resize(static_cast<size_t>(h) * static_cast<size_t>(w) * static_cast<size_t>(c));
+    }
+    uint8_t* data() { return pixels.data(); }
+    const uint8_t* data() const { return pixels.data(); }
+};
+
+struct DecodeOptions {
+    int channels = 3;  // 1 (grayscale), 3 (rgb) or 4 (rgba), as color_mode asks
+    // Refuse images with more pixels than this before allocating (decompression bombs).
+    int64_t max_pixels = int64_t(1) << 28;
+};
+
+enum class ImageFormat { Unknown, Jpeg, Png, Gif, Bmp, WebP };
+
+const char* format_name(ImageFormat f);
+
+}  // namespace pyimgdir

@@ -1,0 +1,367 @@
+#include "core/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include <sys/mman.h>
+
+#include "core/decode.hpp"
+
+namespace pyimgdir {
+
+// ---------------------------------------------------------------------------------------
+// Buffer pool
+
+namespace {
+constexpr size_t kAlign = 64;
+
+uint8_t* allocate_aligned(size_t bytes) {
+    void* p = nullptr;
+    const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+    if (posix_memalign(&p, kAlign, rounded == 0 ? kAlign : rounded) != 0) throw std::bad_alloc();
+    return static_cast<uint8_t*>(p);
+}
+
+void release(uint8_t* data, size_t bytes, bool locked) {
+    if (locked) ::munlock(data, bytes);
+    std::free(data);
+}
+}  // namespace
+
+Buffer::~Buffer() {
+    if (!data) return;
+    if (auto p = pool.lock()) {
+        p->give_back(data, locked);
+    } else {
+        release(data, bytes, locked);
+    }
+}
+
+BufferPool::~BufferPool() {
+    for (auto& f : free_) release(f.data, bytes_, f.locked);
+}
+
+std::shared_ptr<Buffer> BufferPool::acquire() {
+    auto b = std::make_shared<Buffer>();
+    b->bytes = bytes_;
+    b->pool = weak_from_this();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!free_.empty()) {
+            b->data = free_.back().data;
+            b->locked = free_.back().locked;
+            free_.pop_back();
+            return b;
+        }
+        ++allocations_;
+    }
+    b->data = allocate_aligned(bytes_);
+    if (lock_) {
+        if (::mlock(b->data, bytes_) == 0) {
+            b->locked = true;
+        } else {
+            std::lock_guard<std::mutex> lk(mu_);
+            ++lock_failures_;
+        }
+    }
+    return b;
+}
+
+void BufferPool::give_back(uint8_t* data, bool locked) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (free_.size() < keep_) {
+            free_.push_back(Free{data, locked});
+            return;
+        }
+    }
+    release(data, bytes_, locked);
+}
+
+// ---------------------------------------------------------------------------------------
+// One image: decode, fit, resize into its slot
+
+namespace {
+
+struct Box {
+    int y = 0, x = 0, h = 0, w = 0;
+};
+
+// Keras' smart_resize crop box (its tensor branch: float32 division, int32 truncation).
+Box crop_box(int H, int W, int th, int tw) {
+    const int32_t wth = static_cast<int32_t>(static_cast<uint32_t>(W) * static_cast<uint32_t>(th));
+    const int32_t htw = static_cast<int32_t>(static_cast<uint32_t>(H) * static_cast<uint32_t>(tw));
+    int ch = static_cast<int>(static_cast<float>(wth) / static_cast<float>(tw));
+    ch = std::max(std::min(H, ch), 1);
+    int cw = static_cast<int>(static_cast<float>(htw) / static_cast<float>(th));
+    cw = std::max(std::min(W, cw), 1);
+    Box b;
+    b.h = ch;
+    b.w = cw;
+    b.y = static_cast<int>(static_cast<float>(H - ch) / 2.0f);
+    b.x = static_cast<int>(static_cast<float>(W - cw) / 2.0f);
+    return b;
+}
+
+// tf.image.resize_with_pad's content box (float32 throughout).
+Box pad_box(int H, int W, int th, int tw) {
+    const float fh = static_cast<float>(H), fw = static_cast<float>(W);
+    const float ratio = std::max(fw / static_cast<float>(tw), fh / static_cast<float>(th));
+    const float rhf = fh / ratio, rwf = fw / ratio;
+    Box b;
+    b.h = static_cast<int>(std::floor(rhf));
+    b.w = static_cast<int>(std::floor(rwf));
+    b.y = std::max(0, static_cast<int>(std::floor((static_cast<float>(th) - rhf) / 2.0f)));
+    b.x = std::max(0, static_cast<int>(std::floor((static_cast<float>(tw) - rwf) / 2.0f)));
+    return b;
+}
+
+uint8_t to_u8(float v) {
+    // Round half away from zero after clamping (the documented uint8 conversion).
+    if (!(v > 0.0f)) return 0;
+    if (v >= 255.0f) return 255;
+    return static_cast<uint8_t>(v + 0.5f);
+}
+
+}  // namespace
+
+void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
+                   uint8_t* out) {
+    DecodeOptions dopts;
+    dopts.channels = cfg.channels;
+    dopts.max_pixels = cfg.max_pixels;
+    Image& img = scratch.image;
+    decode_image(data, size, dopts, img);
+
+    const int C = cfg.channels, th = cfg.height, tw = cfg.width;
+    Box src{0, 0, img.height, img.width};
+    Box dst{0, 0, th, tw};
+    if (cfg.fit == Fit::Crop) {
+        src = crop_box(img.height, img.width, th, tw);
+    } else if (cfg.fit == Fit::Pad) {
+        dst = pad_box(img.height, img.width, th, tw);
+        if (dst.h <= 0 || dst.w <= 0)
+            throw DecodeError("pad_to_aspect_ratio: a " + std::to_string(img.height) + "x" +
+                              std::to_string(img.width) + " image leaves a " +
+                              std::to_string(dst.h) + "x" + std::to_string(dst.w) +
+                              " resized area inside " + std::to_string(th) + "x" +
+                              std::to_string(tw) + " (output dimensions must be positive)");
+    }
+    const size_t src_stride = static_cast<size_t>(img.width) * C;
+    const uint8_t* src_ptr = img.data() + static_cast<size_t>(src.y) * src_stride + static_cast<size_t>(src.x) * C;
+    const size_t plane = static_cast<size_t>(th) * tw;
+    const bool nearest = cfg.interpolation == Interpolation::Nearest;
+
+    if (cfg.output == OutputType::UInt8 && nearest && !cfg.channels_first) {
+        if (cfg.fit == Fit::Pad) std::memset(out, 0, plane * C);
+        uint8_t* o = out + (static_cast<size_t>(dst.y) * tw + dst.x) * C;
+        resize_nearest_u8(src_ptr, src.h, src.w, C, src_stride, o, dst.h, dst.w, static_cast<size_t>(tw) * C);
+        return;
+    }
+    // Float path. Straight into the output when it is float32 HWC; through scratch otherwise.
+    const bool direct = cfg.output == OutputType::Float32 && !cfg.channels_first;
+    float* f;
+    if (direct) {
+        f = reinterpret_cast<float*>(out);
+    } else {
+        scratch.floats.resize(plane * C);
+        f = scratch.floats.data();
+    }
+    if (cfg.fit == Fit::Pad) std::memset(f, 0, plane * C * sizeof(float));
+    resize_to_float(src_ptr, src.h, src.w, C, src_stride,
+                    f + (static_cast<size_t>(dst.y) * tw + dst.x) * C, dst.h, dst.w,
+                    static_cast<size_t>(tw) * C, cfg.interpolation);
+    if (direct) return;
+    if (cfg.output == OutputType::Float32) {
+        float* o = reinterpret_cast<float*>(out);
+        for (size_t p = 0; p < plane; ++p)
+            for (int k = 0; k < C; ++k) o[k * plane + p] = f[p * C + k];
+    } else if (cfg.channels_first) {
+        for (size_t p = 0; p < plane; ++p)
+            for (int k = 0; k < C; ++k) out[k * plane + p] = to_u8(f[p * C + k]);
+    } else {
+        const size_t n = plane * C;
+        for (size_t i = 0; i < n; ++i) out[i] = to_u8(f[i]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Epoch iteration
+
+struct EpochIterator::State {
+    std::shared_ptr<const std::vector<std::string>> paths;
+    LoaderConfig cfg;
+    std::shared_ptr<BufferPool> pool;
+    std::vector<int64_t> order;
+    int64_t batch_size = 1;
+    int64_t num_batches = 0;
+
+    struct Slot {
+        std::shared_ptr<Buffer> buffer;
+        int remaining = -1;  // -1: not started
+        ImageFailure failure;
+    };
+    std::vector<Slot> slots;  // one per batch; buffers are dropped once handed out
+
+    std::mutex mu;
+    std::condition_variable work_cv, done_cv;
+    int64_t next_position = 0;
+    int64_t consumed = 0;
+    bool stop = false;
+    std::vector<std::thread> threads;
+
+    int64_t batch_count(int64_t b) const {
+        return std::min<int64_t>(batch_size, static_cast<int64_t>(order.size()) - b * batch_size);
+    }
+
+    void worker() {
+        Scratch scratch;
+        const size_t sample = cfg.sample_bytes();
+        const int64_t n = static_cast<int64_t>(order.size());
+        for (;;) {
+            int64_t pos, b;
+            uint8_t* slot_ptr;
+            {
+                std::unique_lock<std::mutex> lk(mu);
+                work_cv.wait(lk, [&] {
+                    return stop || next_position >= n ||
+                           next_position < (consumed + cfg.prefetch) * batch_size;
+                });
+                if (stop || next_position >= n) return;
+                pos = next_position++;
+                b = pos / batch_size;
+                Slot& s = slots[b];
+                if (s.remaining < 0) {
+                    s.remaining = static_cast<int>(batch_count(b));
+                    lk.unlock();
+                    auto buf = pool->acquire();
+                    lk.lock();
+                    s.buffer = std::move(buf);
+                    work_cv.notify_all();
+                } else {
+                    work_cv.wait(lk, [&] { return stop || s.buffer != nullptr; });
+                    if (stop) return;
+                }
+                slot_ptr = s.buffer->data + static_cast<size_t>(pos - b * batch_size) * sample;
+            }
+            const int64_t file = order[pos];
+            std::string reason;
+            try {
+                read_file((*paths)[file], scratch.file);
+                process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr);
+            } catch (const DecodeError& e) {
+                reason = e.what();
+            } catch (const std::bad_alloc&) {
+                reason = "out of memory while decoding";
+            } catch (const std::exception& e) {
+                reason = e.what();
+            }
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                Slot& s = slots[b];
+                if (!reason.empty() && (s.failure.position < 0 || pos < s.failure.position)) {
+                    s.failure.position = pos;
+                    s.failure.file_index = file;
+                    s.failure.path = (*paths)[file];
+                    s.failure.reason = std::move(reason);
+                }
+                if (--s.remaining == 0) done_cv.notify_all();
+            }
+        }
+    }
+
+    void shutdown() {
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            stop = true;
+        }
+        work_cv.notify_all();
+        done_cv.notify_all();
+        for (auto& t : threads)
+            if (t.joinable()) t.join();
+        threads.clear();
+        for (auto& s : slots) s.buffer.reset();
+    }
+};
+
+EpochIterator::EpochIterator(std::unique_ptr<State> s) : s_(std::move(s)) {}
+EpochIterator::~EpochIterator() { close(); }
+
+void EpochIterator::close() {
+    if (s_) s_->shutdown();
+}
+
+int64_t EpochIterator::num_batches() const { return s_->num_batches; }
+
+EpochIterator::Status EpochIterator::next(Batch& out, int timeout_ms) {
+    State& s = *s_;
+    std::unique_lock<std::mutex> lk(s.mu);
+    if (s.stop || s.consumed >= s.num_batches) return Status::End;
+    const int64_t b = s.consumed;
+    State::Slot& slot = s.slots[b];
+    auto ready = [&] { return s.stop || slot.remaining == 0; };
+    if (timeout_ms < 0) {
+        s.done_cv.wait(lk, ready);
+    } else if (!s.done_cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), ready)) {
+        return Status::Timeout;
+    }
+    if (s.stop) return Status::End;
+    out.buffer = std::move(slot.buffer);
+    out.first_position = b * s.batch_size;
+    out.count = static_cast<int>(s.batch_count(b));
+    s.consumed = b + 1;
+    ImageFailure failure = std::move(slot.failure);
+    lk.unlock();
+    s.work_cv.notify_all();
+    if (failure.position >= 0) {
+        out.buffer.reset();
+        throw BatchFailure(std::move(failure));
+    }
+    return Status::Ready;
+}
+
+Loader::Loader(std::vector<std::string> paths, LoaderConfig cfg)
+    : paths_(std::make_shared<const std::vector<std::string>>(std::move(paths))), cfg_(cfg) {
+    if (cfg_.prefetch < 1) cfg_.prefetch = 1;
+    if (cfg_.num_threads <= 0)
+        cfg_.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size) const {
+    if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
+    for (int64_t i : order)
+        if (i < 0 || static_cast<size_t>(i) >= paths_->size())
+            throw std::out_of_range("file index out of range in the epoch order");
+    auto st = std::make_unique<EpochIterator::State>();
+    st->paths = paths_;
+    st->cfg = cfg_;
+    const size_t batch_bytes = cfg_.sample_bytes() * static_cast<size_t>(batch_size);
+    // One pool per (loader, batch size); a new epoch reuses the previous epoch's buffers.
+    if (!pool_ || pool_->bytes() != batch_bytes)
+        pool_ = std::make_shared<BufferPool>(batch_bytes, cfg_.lock_memory,
+                                             static_cast<size_t>(cfg_.prefetch) + 2);
+    st->pool = pool_;
+    st->order = std::move(order);
+    st->batch_size = batch_size;
+    const int64_t n = static_cast<int64_t>(st->order.size());
+    st->num_batches = (n + batch_size - 1) / batch_size;
+    st->slots.resize(static_cast<size_t>(st->num_batches));
+    const int threads = static_cast<int>(std::min<int64_t>(cfg_.num_threads, std::max<int64_t>(n, 1)));
+    EpochIterator::State* raw = st.get();
+    for (int i = 0; i < threads; ++i) raw->threads.emplace_back([raw] { raw->worker(); });
+    return std::unique_ptr<EpochIterator>(new EpochIterator(std::move(st)));
+}
+
+void Loader::load_one(size_t index, uint8_t* out) const {
+    Scratch scratch;
+    read_file(paths_->at(index), scratch.file);
+    process_image(scratch.file.data(), scratch.file.size(), cfg_, scratch, out);
+}
+
+}  // namespace pyimgdir

@@ -1,0 +1,147 @@
+// The batch pipeline: worker threads read, decode, fit (crop/pad) and resize each image
+// straight into its slot of a pooled batch buffer. Output order depends only on the order
+// asked for, never on the number of threads; at most `prefetch` batches are prepared ahead.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/image.hpp"
+#include "core/resize.hpp"
+
+namespace pyimgdir {
+
+enum class Fit { Stretch, Crop, Pad };
+enum class OutputType { Float32, UInt8 };
+
+struct LoaderConfig {
+    int height = 256;
+    int width = 256;
+    int channels = 3;
+    Interpolation interpolation = Interpolation::Bilinear;
+    Fit fit = Fit::Stretch;
+    bool channels_first = false;
+    OutputType output = OutputType::Float32;
+    int num_threads = 0;  // 0: one per core
+    int prefetch = 2;     // batches prepared ahead of the consumer
+    int64_t max_pixels = int64_t(1) << 28;
+    bool lock_memory = false;  // page-lock batch buffers (mlock)
+
+    size_t sample_bytes() const {
+        return static_cast<size_t>(height) * width * channels *
+               (output == OutputType::Float32 ? sizeof(float) : sizeof(uint8_t));
+    }
+};
+
+// A batch-sized block of memory from the pool. It returns to the pool when the last
+// reference goes away, so a batch someone still holds is never reused.
+class BufferPool;
+struct Buffer {
+    uint8_t* data = nullptr;
+    size_t bytes = 0;
+    bool locked = false;
+    std::weak_ptr<BufferPool> pool;
+    ~Buffer();
+};
+
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+  public:
+    BufferPool(size_t bytes, bool lock_memory, size_t keep) : bytes_(bytes), lock_(lock_memory), keep_(keep) {}
+    ~BufferPool();
+    std::shared_ptr<Buffer> acquire();
+    void give_back(uint8_t* data, bool locked);
+    size_t bytes() const { return bytes_; }
+    int64_t allocations() const { return allocations_; }
+    int64_t lock_failures() const { return lock_failures_; }
+
+  private:
+    size_t bytes_;
+    bool lock_;
+    size_t keep_;
+    struct Free {
+        uint8_t* data;
+        bool locked;
+    };
+    std::vector<Free> free_;
+    int64_t allocations_ = 0;
+    int64_t lock_failures_ = 0;
+    std::mutex mu_;
+};
+
+// Failure of one file, with its position in the epoch order.
+struct ImageFailure {
+    int64_t position = -1;
+    int64_t file_index = -1;
+    std::string path;
+    std::string reason;
+};
+
+struct Batch {
+    std::shared_ptr<Buffer> buffer;
+    int64_t first_position = 0;  // index into the epoch order of the first sample
+    int count = 0;
+};
+
+class Loader;
+
+class EpochIterator {
+  public:
+    ~EpochIterator();
+    enum class Status { Ready, End, Timeout };
+    // Waits up to `timeout_ms` (forever if negative) for the next batch; the caller should
+    // not hold any interpreter lock. Throws BatchFailure for a file that failed; the
+    // batches before it were delivered intact.
+    Status next(Batch& out, int timeout_ms = -1);
+    // Stops the workers; pending batches are dropped. Safe to call twice.
+    void close();
+    int64_t num_batches() const;
+
+    struct State;
+
+  private:
+    friend class Loader;
+    explicit EpochIterator(std::unique_ptr<State> s);
+    std::unique_ptr<State> s_;
+};
+
+struct BatchFailure : std::runtime_error {
+    ImageFailure failure;
+    explicit BatchFailure(ImageFailure f)
+        : std::runtime_error(f.path + ": " + f.reason), failure(std::move(f)) {}
+};
+
+class Loader {
+  public:
+    Loader(std::vector<std::string> paths, LoaderConfig cfg);
+    size_t size() const { return paths_->size(); }
+    const LoaderConfig& config() const { return cfg_; }
+    const std::string& path(size_t i) const { return (*paths_)[i]; }
+
+    // `order` holds file indices; batches are consecutive runs of `batch_size` of them.
+    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size) const;
+
+    // Decodes and resizes one file into `out` (sample_bytes() long), on the calling thread.
+    void load_one(size_t index, uint8_t* out) const;
+
+  private:
+    std::shared_ptr<const std::vector<std::string>> paths_;
+    LoaderConfig cfg_;
+    mutable std::shared_ptr<BufferPool> pool_;
+};
+
+// Decode + fit + resize of one encoded image into one output sample; exposed for tests
+// and for the single-image path. `scratch` is reused between calls on one thread.
+struct Scratch {
+    std::vector<uint8_t> file;
+    Image image;
+    std::vector<float> floats;
+};
+void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
+                   uint8_t* out);
+
+}  // namespace pyimgdir

@@ -1,0 +1,26 @@
+// Resizing with tf.image.resize's numerics (antialias=False, half-pixel centres where TF
+// uses them, no clipping), plus Keras' crop_to_aspect_ratio / pad_to_aspect_ratio boxes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/image.hpp"
+
+namespace pyimgdir {
+
+enum class Interpolation { Bilinear, Nearest, Bicubic, Area, Lanczos3, Lanczos5, Gaussian, MitchellCubic };
+
+// Parses the lower-case Keras name; throws std::invalid_argument for anything else.
+Interpolation parse_interpolation(const std::string& name);
+
+// Resizes a uint8 HWC image (`src`, row stride `src_stride` bytes) to out_h x out_w and
+// writes float32 HWC to `dst` (row stride `dst_stride` floats, channel count unchanged).
+void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
+                     int out_h, int out_w, size_t dst_stride, Interpolation method);
+
+// Nearest neighbour keeps uint8 (as TF does); writes uint8 HWC.
+void resize_nearest_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
+                       int out_h, int out_w, size_t dst_stride);
+
+}  // namespace pyimgdir

@@ -1,0 +1,214 @@
+#include "core/walk.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+namespace pyimgdir {
+namespace {
+
+struct DirId {
+    dev_t dev;
+    ino_t ino;
+    bool operator==(const DirId& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+// The chain of real directories from a top down to one directory, for the loop guard.
+struct Ancestry {
+    DirId id;
+    std::shared_ptr<const Ancestry> parent;
+    bool contains(const DirId& d) const {
+        for (const Ancestry* a = this; a; a = a->parent.get())
+            if (a->id == d) return true;
+        return false;
+    }
+};
+
+struct Task {
+    size_t top;
+    std::string rel;  // "" for the top itself, else "a/b"
+    std::shared_ptr<const Ancestry> ancestry;
+};
+
+struct Listed {
+    std::string rel;
+    std::vector<std::string> files;
+};
+
+bool has_allowed_extension(const char* name, size_t len, const std::vector<std::string>& exts) {
+    for (const auto& e : exts) {
+        if (len < e.size()) continue;
+        const char* tail = name + (len - e.size());
+        bool ok = true;
+        for (size_t i = 0; i < e.size(); ++i) {
+            char ch = tail[i];
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+            if (ch != e[i]) {
+                ok = false;
+                break;
+            }
+        }
+        if (ok) return true;
+    }
+    return false;
+}
+
+class Walker {
+  public:
+    Walker(const std::vector<std::string>& tops, const WalkOptions& opts)
+        : tops_(tops), opts_(opts), listed_(tops.size()) {}
+
+    void run() {
+        for (size_t i = 0; i < tops_.size(); ++i) queue_.push_back(Task{i, std::string(), nullptr});
+        pending_ = tops_.size();
+        int n = opts_.num_threads > 0 ? opts_.num_threads
+                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        std::vector<std::thread> threads;
+        for (int i = 1; i < n; ++i) threads.emplace_back([this] { work(); });
+        work();
+        for (auto& t : threads) t.join();
+    }
+
+    std::vector<std::vector<Listed>> listed_per_top() { return std::move(listed_); }
+    int64_t directories_listed() const { return dirs_listed_; }
+    std::vector<std::string> unreadable() { return std::move(unreadable_); }
+
+  private:
+    void work() {
+        for (;;) {
+            Task task;
+            {
+                std::unique_lock<std::mutex> lk(mu_);
+                cv_.wait(lk, [this] { return !queue_.empty() || pending_ == 0; });
+                if (queue_.empty()) return;
+                task = std::move(queue_.front());
+                queue_.pop_front();
+            }
+            std::vector<Task> children;
+            Listed result;
+            bool ok = list_one(task, result, children);
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (ok) {
+                    listed_[task.top].push_back(std::move(result));
+                    ++dirs_listed_;
+                }
+                for (auto& c : children) queue_.push_back(std::move(c));
+                pending_ += children.size();
+                --pending_;
+            }
+            cv_.notify_all();
+        }
+    }
+
+    bool list_one(const Task& task, Listed& out, std::vector<Task>& children) {
+        const std::string path = task.rel.empty() ? tops_[task.top] : join(tops_[task.top], task.rel);
+        DIR* d = ::opendir(path.c_str());
+        if (!d) {
+            // os.walk ignores directories it cannot list; we do too, but remember them.
+            if (errno != ENOENT && errno != ENOTDIR) {
+                std::lock_guard<std::mutex> lk(mu_);
+                unreadable_.push_back(path);
+            }
+            return false;
+        }
+        struct stat self;
+        std::shared_ptr<const Ancestry> ancestry;
+        if (opts_.follow_links && ::fstat(dirfd(d), &self) == 0)
+            ancestry = std::make_shared<Ancestry>(Ancestry{DirId{self.st_dev, self.st_ino}, task.ancestry});
+        out.rel = task.rel;
+        while (dirent* e = ::readdir(d)) {
+            const char* name = e->d_name;
+            if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+            const size_t len = std::strlen(name);
+            bool is_dir = false, is_link = false;
+            unsigned char type = e->d_type;
+            if (type == DT_DIR) {
+                is_dir = true;
+            } else if (type == DT_LNK || type == DT_UNKNOWN) {
+                struct stat st;
+                const std::string full = join(path, name);
+                if (type == DT_UNKNOWN) {
+                    struct stat lst;
+                    if (::lstat(full.c_str(), &lst) == 0) is_link = S_ISLNK(lst.st_mode);
+                } else {
+                    is_link = true;
+                }
+                // Like os.DirEntry.is_dir(): follows symlinks; a broken link is a file.
+                if (::stat(full.c_str(), &st) == 0) is_dir = S_ISDIR(st.st_mode);
+            }
+            if (is_dir) {
+                if (is_link && !opts_.follow_links) continue;
+                std::string rel = task.rel.empty() ? std::string(name) : join(task.rel, name);
+                if (is_link) {
+                    struct stat st;
+                    const std::string full = join(path, name);
+                    if (::stat(full.c_str(), &st) == 0 && ancestry &&
+                        ancestry->contains(DirId{st.st_dev, st.st_ino}))
+                        continue;  // a link back up the tree: already being walked
+                }
+                children.push_back(Task{task.top, std::move(rel), ancestry});
+            } else if (has_allowed_extension(name, len, opts_.extensions)) {
+                out.files.emplace_back(name, len);
+            }
+        }
+        ::closedir(d);
+        std::sort(out.files.begin(), out.files.end());
+        return true;
+    }
+
+    static std::string join(const std::string& a, const std::string& b) {
+        if (a.empty()) return b;
+        if (a.back() == '/') return a + b;
+        return a + "/" + b;
+    }
+
+    const std::vector<std::string>& tops_;
+    const WalkOptions& opts_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Task> queue_;
+    size_t pending_ = 0;
+    std::vector<std::vector<Listed>> listed_;
+    int64_t dirs_listed_ = 0;
+    std::vector<std::string> unreadable_;
+};
+
+}  // namespace
+
+WalkResult walk(const std::vector<std::string>& tops, const std::vector<std::string>& prefixes,
+                const WalkOptions& opts) {
+    Walker w(tops, opts);
+    w.run();
+    auto per_top = w.listed_per_top();
+    WalkResult result;
+    result.directories_listed = w.directories_listed();
+    result.unreadable_directories = w.unreadable();
+    result.files.resize(tops.size());
+    for (size_t t = 0; t < tops.size(); ++t) {
+        auto& dirs = per_top[t];
+        std::sort(dirs.begin(), dirs.end(),
+                  [](const Listed& a, const Listed& b) { return a.rel < b.rel; });
+        size_t total = 0;
+        for (auto& d : dirs) total += d.files.size();
+        auto& out = result.files[t];
+        out.reserve(total);
+        const std::string& prefix = prefixes[t];
+        for (auto& d : dirs) {
+            const std::string base = d.rel.empty() ? prefix : prefix + d.rel + "/";
+            for (auto& f : d.files) out.push_back(base + f);
+        }
+    }
+    return result;
+}
+
+}  // namespace pyimgdir
