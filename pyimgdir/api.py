@@ -1,0 +1,348 @@
+"""``image_dataset_from_directory``: Keras' call, argument checks in Keras' order and words."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Optional
+
+import numpy as np
+
+from ._keras_compat import ALLOWLIST_FORMATS, standardize_data_format
+from .index import index_directory
+from .loader import BatchSource, NumpyDataset, _Labels
+from .order import global_shuffle, split
+
+_INTERPOLATIONS = (
+    "bilinear",
+    "nearest",
+    "bicubic",
+    "area",
+    "lanczos3",
+    "lanczos5",
+    "gaussian",
+    "mitchellcubic",
+)
+# Methods the C++ core implements with TensorFlow's numerics.
+_IMPLEMENTED_INTERPOLATIONS = {"bilinear", "nearest"}
+_CROP_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
+_FORMATS = ("tf", "numpy")
+
+
+def _check_validation_split_arg(validation_split, subset, shuffle, seed):
+    if validation_split and not 0 < validation_split < 1:
+        raise ValueError(
+            "`validation_split` must be between 0 and 1, " f"received: {validation_split}"
+        )
+    if (validation_split or subset) and not (validation_split and subset):
+        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
+    if subset not in ("training", "validation", "both", None):
+        raise ValueError(
+            '`subset` must be either "training", ' f'"validation" or "both", received: {subset}'
+        )
+    if validation_split and shuffle and seed is None:
+        raise ValueError(
+            "If using `validation_split` and shuffling the data, you must "
+            "provide a `seed` argument, to make sure that there is no "
+            "overlap between the training and validation subset."
+        )
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def image_dataset_from_directory(
+    directory,
+    labels="inferred",
+    label_mode="int",
+    class_names=None,
+    color_mode="rgb",
+    batch_size=32,
+    image_size=(256, 256),
+    shuffle=True,
+    seed=None,
+    validation_split=None,
+    subset=None,
+    interpolation="bilinear",
+    follow_links=False,
+    crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False,
+    data_format=None,
+    format="tf",
+    verbose=True,
+    *,
+    dtype: Optional[str] = None,
+    num_threads: Optional[int] = None,
+    prefetch: int = 2,
+    max_pixels: int = 1 << 28,
+    pin_memory: bool = False,
+):
+    """Generates a dataset from image files in a directory, exactly as
+    ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
+
+    If ``directory`` holds ``class_a/`` and ``class_b/``, the dataset yields batches of
+    images from both with labels 0 and 1. Files are ``.bmp``, ``.gif``, ``.jpeg``, ``.jpg``
+    and ``.png`` (by extension, case-insensitive; decoded by content). Animated GIFs give
+    their first frame.
+
+    Args (Keras' own, same meaning and defaults):
+        directory: the data directory (``str`` or ``pathlib.Path``).
+        labels: ``"inferred"`` (from sub-directory names), ``None`` (no labels), or a
+            list/tuple/array with one label per file, in the order files are indexed
+            (sorted walk order, before shuffling).
+        label_mode: ``"int"`` (int32), ``"categorical"`` (one-hot float32), ``"binary"``
+            (float32, shape (B, 1)) or ``None`` (images only).
+        class_names: with inferred labels, the sub-directories to use, in label order.
+        color_mode: ``"grayscale"``, ``"rgb"`` or ``"rgba"`` (1, 3 or 4 channels).
+        batch_size: samples per batch, or ``None`` for single samples.
+        image_size: ``(height, width)`` (or one int) to resize every image to.
+        shuffle: shuffle the file list (Keras' global shuffle) and every epoch.
+        seed: the shuffle and split seed.
+        validation_split: fraction of files held out for validation.
+        subset: ``"training"``, ``"validation"`` or ``"both"`` (returns ``[train, val]``).
+        interpolation: the resize method (``tf.image.resize`` numerics).
+        follow_links: descend into symlinked sub-directories.
+        crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing.
+        pad_to_aspect_ratio: pad (with zeros) to the target aspect ratio instead.
+        data_format: ``"channels_last"`` or ``"channels_first"`` (``None``: Keras' config).
+        format: ``"tf"`` for a ``tf.data.Dataset`` (default) or ``"numpy"`` for a
+            :class:`NumpyDataset` that needs no TensorFlow.
+        verbose: print the "Found N files ..." line.
+
+    Args (pyimgdir's own, keyword-only):
+        dtype: image dtype, ``"float32"`` or ``"uint8"``. Default ``None`` is Keras'
+            (float32; uint8 for ``interpolation="nearest"``). ``"uint8"`` with a float
+            method rounds the resized values to the nearest integer in [0, 255].
+        num_threads: decoding threads (default: one per CPU core).
+        prefetch: batches prepared ahead of the consumer (bounds memory).
+        max_pixels: refuse images with more pixels than this (decompression bombs).
+        pin_memory: page-lock the batch buffers (``mlock``) for faster device copies.
+
+    Returns:
+        A ``tf.data.Dataset`` (or :class:`NumpyDataset`) with ``class_names`` and
+        ``file_paths`` attributes; a list ``[train, validation]`` for ``subset="both"``.
+    """
+    # 1. labels
+    inferred = isinstance(labels, str) and labels == "inferred"
+    if not inferred and labels is not None:
+        if not isinstance(labels, (list, tuple, np.ndarray)):
+            raise ValueError(
+                "`labels` argument should be a list/tuple of integer labels, "
+                "of the same size as the number of image files in the target "
+                "directory. If you wish to infer the labels from the "
+                "subdirectory "
+                'names in the target directory, pass `labels="inferred"`. '
+                "If you wish to get a dataset that only contains images "
+                f"(no labels), pass `labels=None`. Received: labels={labels}"
+            )
+        if class_names:
+            raise ValueError(
+                "You can only pass `class_names` if "
+                f'`labels="inferred"`. Received: labels={labels}, and '
+                f"class_names={class_names}"
+            )
+        if isinstance(labels, np.ndarray) and labels.ndim != 1:
+            raise ValueError(f"`labels` must be one-dimensional; received shape {labels.shape}")
+    # 2. label_mode
+    if label_mode not in {"int", "categorical", "binary", None}:
+        raise ValueError(
+            '`label_mode` argument must be one of "int", '
+            '"categorical", "binary", '
+            f"or None. Received: label_mode={label_mode}"
+        )
+    if labels is None or label_mode is None:
+        labels = None
+        label_mode = None
+    # 3. color_mode
+    if color_mode == "rgb":
+        num_channels = 3
+    elif color_mode == "rgba":
+        num_channels = 4
+    elif color_mode == "grayscale":
+        num_channels = 1
+    else:
+        raise ValueError(
+            '`color_mode` must be one of {"rgb", "rgba", "grayscale"}. '
+            f"Received: color_mode={color_mode}"
+        )
+    # 4. image_size
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    elif not isinstance(image_size, (list, tuple)) or not len(image_size) == 2:
+        raise ValueError(
+            "Invalid `image_size` value. Expected a tuple of 2 integers. "
+            f"Received: image_size={image_size}"
+        )
+    # 5. interpolation
+    interpolation = interpolation.lower()
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(
+            "Argument `interpolation` should be one of "
+            f"{_INTERPOLATIONS}. "
+            f"Received: interpolation={interpolation}"
+        )
+    # 6. format
+    if format not in _FORMATS:
+        raise ValueError(
+            '`format` should be either "tf" or "numpy". '
+            f"Received: format={format}"
+            + (" (pyimgdir does not produce grain datasets)" if format == "grain" else "")
+        )
+    # 7. validation split
+    _check_validation_split_arg(validation_split, subset, shuffle, seed)
+    # pyimgdir's own options are checked before any output, so a typo costs no scan.
+    if dtype not in (None, "float32", "uint8"):
+        raise ValueError(f'`dtype` must be None, "float32" or "uint8". Received: dtype={dtype}')
+    if num_threads is not None and (not _is_int(num_threads) or num_threads < 1):
+        raise ValueError(f"`num_threads` must be a positive integer or None. Received: {num_threads}")
+    if not _is_int(prefetch) or prefetch < 1:
+        raise ValueError(f"`prefetch` must be a positive integer. Received: {prefetch}")
+    if not _is_int(max_pixels) or max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
+    if interpolation not in _IMPLEMENTED_INTERPOLATIONS:
+        raise NotImplementedError(
+            f"interpolation={interpolation!r} is not implemented by pyimgdir yet; "
+            f"available: {sorted(_IMPLEMENTED_INTERPOLATIONS)}"
+        )
+
+    if seed is None:
+        seed = np.random.randint(1e6)
+
+    index = index_directory(
+        directory,
+        labels if labels is not None else None,
+        formats=ALLOWLIST_FORMATS,
+        class_names=class_names,
+        follow_links=follow_links,
+        verbose=verbose,
+        num_threads=num_threads or 0,
+    )
+    class_names = index.class_names
+    order = np.arange(len(index.file_paths), dtype=np.int64)
+    if shuffle:
+        order = global_shuffle(len(order), seed)
+
+    if label_mode == "binary" and len(class_names) != 2:
+        raise ValueError(
+            'When passing `label_mode="binary"`, there must be exactly 2 '
+            f"class_names. Received: class_names={class_names}"
+        )
+    data_format = standardize_data_format(data_format)
+
+    common = dict(
+        index=index,
+        label_mode=label_mode,
+        num_classes=len(class_names) if class_names else 0,
+        channels=num_channels,
+        interpolation=interpolation,
+        crop_to_aspect_ratio=crop_to_aspect_ratio,
+        pad_to_aspect_ratio=pad_to_aspect_ratio,
+        data_format=data_format,
+        image_size=image_size,
+        dtype=dtype,
+        batch_size=batch_size,
+        seed=seed,
+        num_threads=num_threads or 0,
+        prefetch=prefetch,
+        max_pixels=max_pixels,
+        pin_memory=pin_memory,
+        format=format,
+    )
+    if subset == "both":
+        train = split(order, validation_split, "training")
+        val = split(order, validation_split, "validation")
+        if len(train) == 0:
+            raise ValueError(
+                f"No training images found in directory {directory}. "
+                f"Allowed formats: {ALLOWLIST_FORMATS}"
+            )
+        if len(val) == 0:
+            raise ValueError(
+                f"No validation images found in directory {directory}. "
+                f"Allowed formats: {ALLOWLIST_FORMATS}"
+            )
+        return [
+            _build(train, shuffle=shuffle, **common),
+            _build(val, shuffle=False, **common),
+        ]
+    selected = split(order, validation_split, subset)
+    if len(selected) == 0:
+        raise ValueError(
+            f"No images found in directory {directory}. " f"Allowed formats: {ALLOWLIST_FORMATS}"
+        )
+    return _build(selected, shuffle=shuffle, **common)
+
+
+def _build(
+    selected: np.ndarray,
+    *,
+    index,
+    label_mode,
+    num_classes,
+    channels,
+    interpolation,
+    crop_to_aspect_ratio,
+    pad_to_aspect_ratio,
+    data_format,
+    image_size,
+    dtype,
+    batch_size,
+    shuffle,
+    seed,
+    num_threads,
+    prefetch,
+    max_pixels,
+    pin_memory,
+    format,
+):
+    if pad_to_aspect_ratio and crop_to_aspect_ratio:
+        raise ValueError(
+            "Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`."
+        )
+    if crop_to_aspect_ratio and interpolation not in _CROP_INTERPOLATIONS:
+        raise ValueError(
+            "Invalid value for argument `interpolation`. Expected of one "
+            f"{_CROP_INTERPOLATIONS}. Received: interpolation={interpolation}"
+        )
+    height, width = image_size
+    if not (_is_int(height) and _is_int(width)):
+        raise ValueError(
+            f"`image_size` must be two integers. Received: image_size={tuple(image_size)}"
+        )
+    if height < 1 or width < 1:
+        raise ValueError(
+            f"`image_size` must be positive (output dimensions must be positive). "
+            f"Received: image_size={tuple(image_size)}"
+        )
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise ValueError(
+            f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size}"
+        )
+    if dtype is None:
+        dtype = "uint8" if interpolation == "nearest" else "float32"
+    fit = "crop" if crop_to_aspect_ratio else ("pad" if pad_to_aspect_ratio else "stretch")
+    file_paths = [index.file_paths[i] for i in selected]
+    raw_labels = index.labels[selected] if index.labels is not None else None
+    source = BatchSource(
+        file_paths,
+        _Labels(raw_labels, label_mode, num_classes),
+        image_size=(height, width),
+        channels=channels,
+        interpolation=interpolation,
+        fit=fit,
+        channels_first=data_format == "channels_first",
+        dtype=dtype,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_threads=num_threads,
+        prefetch=prefetch,
+        max_pixels=max_pixels,
+        pin_memory=pin_memory,
+    )
+    if format == "numpy":
+        return NumpyDataset(source, index.class_names, file_paths)
+    from .tf_data import to_tf_dataset
+
+    return to_tf_dataset(source, index.class_names, file_paths)

@@ -1,0 +1,133 @@
+"""Stage 1, index: which files, in which order, with which labels.
+
+Reproduces Keras' ``dataset_utils.index_directory``: class folders are the sorted,
+non-hidden sub-directories; each class folder is walked recursively by the C++ core
+(in parallel over all directories) and files come in Keras' order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from ._keras_compat import print_msg
+
+_REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
+
+
+@dataclass
+class Index:
+    file_paths: List[str]
+    labels: Optional[np.ndarray]  # None, or one label per file (unshuffled order)
+    class_names: Optional[Sequence]
+    unreadable_directories: List[str]
+
+
+def _walk(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int):
+    tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
+    prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
+    files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads)
+    return files, unreadable
+
+
+def index_directory(
+    directory,
+    labels,
+    formats,
+    class_names=None,
+    follow_links: bool = False,
+    verbose: bool = True,
+    num_threads: int = 0,
+) -> Index:
+    """Lists the files of ``directory`` as Keras does, and prints Keras' "Found ..." line."""
+    if _REMOTE.match(str(directory)):
+        raise NotImplementedError(
+            f"pyimgdir reads local directories only; {str(directory)!r} looks like a remote "
+            "path (Keras would read it through tf.io.gfile). Copy or mount it locally."
+        )
+    inferred = isinstance(labels, str) and labels == "inferred"
+    if inferred:
+        subdirs = []
+        for subdir in sorted(os.listdir(directory)):
+            if os.path.isdir(os.path.join(directory, subdir)):
+                if not subdir.startswith("."):
+                    subdirs.append(subdir)
+        if class_names is not None:
+            if not set(class_names).issubset(set(subdirs)):
+                raise ValueError(
+                    "The `class_names` passed did not match the "
+                    "names of the subdirectories of the target directory. "
+                    f"Expected: {subdirs} (or a subset of it), "
+                    f"but received: class_names={class_names}"
+                )
+            subdirs = class_names  # the caller's order, subset and duplicates
+    else:
+        subdirs = [""]
+        if class_names is not None:
+            if labels is None:
+                raise ValueError(
+                    "When `labels=None` (no labels), argument `class_names` cannot be specified."
+                )
+            raise ValueError(
+                "When argument `labels` is specified, argument "
+                "`class_names` cannot be specified (the `class_names` "
+                "will be the sorted list of labels)."
+            )
+
+    per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads)
+    file_paths: List[str] = []
+    for part in per_dir:
+        file_paths.extend(part)
+
+    out_labels: Optional[np.ndarray]
+    names: Optional[Sequence]
+    if inferred:
+        names = subdirs
+        # Keras: dict(zip(names, range(n))) -- a repeated name takes its last index.
+        class_index = dict(zip(list(names), range(len(names))))
+        counts = [len(part) for part in per_dir]
+        out_labels = np.repeat(
+            np.array([class_index[s] for s in subdirs], dtype=np.int32), counts
+        ).astype(np.int32)
+    elif labels is None:
+        names = None
+        out_labels = None
+    else:
+        if len(labels) != len(file_paths):
+            raise ValueError(
+                "Expected the lengths of `labels` to match the number "
+                "of files in the target directory. len(labels) is "
+                f"{len(labels)} while we found {len(file_paths)} files "
+                f"in directory {directory}."
+            )
+        values = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
+        names = [str(label) for label in sorted(set(values))]
+        out_labels = manual_labels_array(values)
+
+    if verbose:
+        if out_labels is None:
+            print_msg(f"Found {len(file_paths)} files.")
+        else:
+            print_msg(f"Found {len(file_paths)} files belonging to {len(names)} classes.")
+    return Index(file_paths, out_labels, names, unreadable)
+
+
+def manual_labels_array(values: list) -> np.ndarray:
+    """The labels as ``tf.data.Dataset.from_tensor_slices(list)`` would type them:
+    Python ints -> int32, floats -> float32, bools -> bool, strings -> bytes."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr.astype(np.int32)
+    if kind == "f":
+        return arr.astype(np.float32)
+    if kind == "b":
+        return arr.astype(np.bool_)
+    if kind in "US":
+        return np.array([v.encode() if isinstance(v, str) else bytes(v) for v in values], dtype=object)
+    raise TypeError(f"Unsupported label values (numpy dtype {arr.dtype}); use int, float, bool or str labels")

@@ -1,0 +1,42 @@
+"""Stage 2, order: Keras' global shuffle and split, then one permutation per epoch.
+
+``file_paths`` reproduce Keras exactly (``np.random.RandomState(seed).shuffle`` of the
+indexed order, then the validation split). Each epoch's order is a full permutation
+derived from ``(seed, epoch)`` alone, so it is reproducible and the same on every worker.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ._keras_compat import print_msg
+
+
+def global_shuffle(n: int, seed) -> np.ndarray:
+    """The permutation Keras applies to the indexed file list (and, separately, labels)."""
+    perm = np.arange(n, dtype=np.int64)
+    np.random.RandomState(seed).shuffle(perm)
+    return perm
+
+
+def split(indices: np.ndarray, validation_split, subset: str) -> np.ndarray:
+    """Keras' get_training_or_validation_split, quirks included (num_val == 0 gives an
+    empty training set and a full validation set)."""
+    if not validation_split:
+        return indices
+    num_val = int(validation_split * len(indices))
+    if subset == "training":
+        print_msg(f"Using {len(indices) - num_val} files for training.")
+        return indices[:-num_val]
+    if subset == "validation":
+        print_msg(f"Using {num_val} files for validation.")
+        return indices[-num_val:]
+    raise ValueError('`subset` must be either "training" ' f'or "validation", received: {subset}')
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """A uniformly random permutation of range(n) determined by (seed, epoch)."""
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(epoch), 0x7079696D])
+    return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64)

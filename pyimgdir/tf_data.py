@@ -1,0 +1,43 @@
+"""Stage 4, expose: a ``tf.data.Dataset`` over the C++ batches (TensorFlow imported here only).
+
+``from_generator`` with an exact ``output_signature`` (static image shapes, Keras' dtypes),
+the cardinality asserted so ``len(ds)`` works and ``model.fit`` shows N/M steps. Each
+iteration of the dataset is a new epoch of the underlying source.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .loader import BatchSource
+
+
+def _tf():
+    try:
+        import tensorflow as tf
+    except ImportError as e:  # pragma: no cover - exercised only without TF
+        raise ImportError(
+            'format="tf" needs TensorFlow (pip install "pyimgdir[tf]"); '
+            'use format="numpy" to get numpy batches without it.'
+        ) from e
+    return tf
+
+
+def to_tf_dataset(source: BatchSource, class_names, file_paths):
+    tf = _tf()
+    batched = source.batch_size is not None
+    lead = (None,) if batched else ()
+    images = tf.TensorSpec(lead + source.sample_shape, tf.as_dtype(source.dtype))
+    if source.labels.enabled:
+        dtype, shape = source.labels.spec()
+        tf_dtype = tf.string if dtype is object else tf.as_dtype(np.dtype(dtype))
+        signature = (images, tf.TensorSpec(lead + shape, tf_dtype))
+    else:
+        signature = images
+
+    ds = tf.data.Dataset.from_generator(source.iter_epoch, output_signature=signature)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.class_names = class_names
+    ds.file_paths = file_paths
+    return ds
