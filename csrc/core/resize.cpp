@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -98,6 +100,361 @@ std::vector<int> nearest_index(int in, int out) {
     return idx;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shared helpers.
+
+// TensorFlow's ImageResizerState scale (align_corners=False): in / out in float32.
+inline float resize_scale(int in, int out) {
+    return static_cast<float>(in) / static_cast<float>(out);
+}
+
+inline int64_t bound_index(int64_t v, int64_t limit) {
+    return std::min<int64_t>(limit - 1, std::max<int64_t>(0, v));
+}
+
+inline const uint8_t* row_ptr(const uint8_t* src, size_t stride, int64_t y) {
+    return src + static_cast<size_t>(y) * stride;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bicubic: TensorFlow's ResizeBicubic with half_pixel_centers=True (Keys cubic, a = -0.5).
+// TF reads its weights from a 1025-entry table built in double and stored as float, indexes it
+// with lrintf(delta * 1024), zeroes the taps that fall outside the image and renormalises.
+// It interpolates each 4x4 patch vertically first (per source column) and then horizontally,
+// summing the four products left to right in float32.
+
+constexpr int kCubicTableSize = 1 << 10;
+
+// Entry `i` of TF's coefficient table: which = 0 is the |x| in [0, 1] branch at x = i / 1024,
+// which = 1 the |x| in [1, 2] branch at x = 1 + i / 1024.
+float keys_table(int i, int which) {
+    const double a = -0.5;  // TF passes -0.5f as a double
+    float x = static_cast<float>(i * 1.0 / kCubicTableSize);
+    if (which == 0) return static_cast<float>(((a + 2) * x - (a + 3)) * x * x + 1);
+    x = static_cast<float>(x + 1.0);
+    return static_cast<float>(((a * x - 5 * a) * x + 8 * a) * x - 4 * a);
+}
+
+struct CubicTaps {
+    int idx[4];
+    float w[4];
+};
+
+std::vector<CubicTaps> bicubic_taps(int in, int out) {
+    std::vector<CubicTaps> taps(static_cast<size_t>(out));
+    const float scale = resize_scale(in, out);
+    for (int i = 0; i < out; ++i) {
+        const float in_loc_f = (static_cast<float>(i) + 0.5f) * scale - 0.5f;
+        const int64_t in_loc = static_cast<int64_t>(std::floor(in_loc_f));
+        const float delta = in_loc_f - static_cast<float>(in_loc);
+        const long offset = std::lrintf(delta * static_cast<float>(kCubicTableSize));
+        const int o = static_cast<int>(offset);
+        const float raw[4] = {keys_table(o, 1), keys_table(o, 0), keys_table(kCubicTableSize - o, 0),
+                              keys_table(kCubicTableSize - o, 1)};
+        CubicTaps& t = taps[i];
+        for (int k = 0; k < 4; ++k) {
+            const int64_t want = in_loc - 1 + k;
+            const int64_t got = bound_index(want, in);
+            t.idx[k] = static_cast<int>(got);
+            t.w[k] = got == want ? raw[k] : 0.0f;
+        }
+        const float sum = t.w[0] + t.w[1] + t.w[2] + t.w[3];
+        if (std::abs(sum) >= 1000.0f * std::numeric_limits<float>::min()) {
+            const float inv = 1.0f / sum;
+            for (float& w : t.w) w *= inv;
+        }
+    }
+    return taps;
+}
+
+// C > 0 fixes the channel count at compile time (C == 0: use c_rt).
+template <int C>
+void resize_bicubic_impl(const uint8_t* src, int h, int w, int c_rt, size_t src_stride, float* dst,
+                         int oh, int ow, size_t dst_stride) {
+    const int c = C > 0 ? C : c_rt;
+    const auto ys = bicubic_taps(h, oh);
+    const auto xs = bicubic_taps(w, ow);
+    const size_t n = static_cast<size_t>(w) * c;
+    std::vector<float> col(n);  // vertical interpolation of every source column
+    for (int y = 0; y < oh; ++y) {
+        const CubicTaps& ty = ys[y];
+        const uint8_t* r0 = row_ptr(src, src_stride, ty.idx[0]);
+        const uint8_t* r1 = row_ptr(src, src_stride, ty.idx[1]);
+        const uint8_t* r2 = row_ptr(src, src_stride, ty.idx[2]);
+        const uint8_t* r3 = row_ptr(src, src_stride, ty.idx[3]);
+        const float w0 = ty.w[0], w1 = ty.w[1], w2 = ty.w[2], w3 = ty.w[3];
+        for (size_t k = 0; k < n; ++k)
+            col[k] = static_cast<float>(r0[k]) * w0 + static_cast<float>(r1[k]) * w1 +
+                     static_cast<float>(r2[k]) * w2 + static_cast<float>(r3[k]) * w3;
+        float* o = dst + static_cast<size_t>(y) * dst_stride;
+        for (int x = 0; x < ow; ++x) {
+            const CubicTaps& tx = xs[x];
+            const float* v0 = &col[static_cast<size_t>(tx.idx[0]) * c];
+            const float* v1 = &col[static_cast<size_t>(tx.idx[1]) * c];
+            const float* v2 = &col[static_cast<size_t>(tx.idx[2]) * c];
+            const float* v3 = &col[static_cast<size_t>(tx.idx[3]) * c];
+            float* op = o + static_cast<size_t>(x) * c;
+            for (int k = 0; k < c; ++k)
+                op[k] = v0[k] * tx.w[0] + v1[k] * tx.w[1] + v2[k] * tx.w[2] + v3[k] * tx.w[3];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Area: TensorFlow's ResizeArea (no half-pixel offset). Each output pixel averages the source
+// cells its footprint covers, with fractional weights at both ends. TF sums each covered source
+// row horizontally first (first cell * its scale, whole cells added as they are, last cell *
+// its scale), then accumulates the rows times their scales, then multiplies by
+// (float)(1.0 / (height_scale * width_scale)), all in float32 except that last division.
+
+struct AreaSpan {
+    int64_t start, end;  // source cells [start, end), possibly past the edge (then clamped)
+    float start_scale, end_minus_one_scale;
+};
+
+// TF's per-cell scale for cell v of the footprint [in0, in1).
+inline float area_cell_scale(int64_t v, float in0, float in1, float scale) {
+    const float vf = static_cast<float>(v), v1 = static_cast<float>(v + 1);
+    if (vf < in0) return v1 > in1 ? scale : v1 - in0;
+    return v1 > in1 ? in1 - vf : 1.0f;
+}
+
+std::vector<AreaSpan> area_spans(int in, int out) {
+    std::vector<AreaSpan> spans(static_cast<size_t>(out));
+    const float scale = resize_scale(in, out);
+    for (int i = 0; i < out; ++i) {
+        const float in0 = static_cast<float>(i) * scale;
+        const float in1 = static_cast<float>(i + 1) * scale;
+        AreaSpan& s = spans[i];
+        s.start = static_cast<int64_t>(std::floor(in0));
+        s.end = static_cast<int64_t>(std::ceil(in1));
+        s.start_scale = area_cell_scale(s.start, in0, in1, scale);
+        s.end_minus_one_scale = area_cell_scale(s.end - 1, in0, in1, scale);
+    }
+    return spans;
+}
+
+// C > 0 fixes the channel count at compile time (C == 0: use c_rt).
+template <int C>
+void resize_area_impl(const uint8_t* src, int h, int w, int c_rt, size_t src_stride, float* dst,
+                      int oh, int ow, size_t dst_stride) {
+    const int c = C > 0 ? C : c_rt;
+    const auto xs = area_spans(w, ow);
+    const float hscale = resize_scale(h, oh), wscale = resize_scale(w, ow);
+    const float scale = static_cast<float>(1.0 / static_cast<double>(hscale * wscale));
+    const size_t n = static_cast<size_t>(ow) * c;
+
+    // Horizontal sums of a source row for every output column. They do not depend on the output
+    // row, so each source row is summed once and kept in a small ring: output rows read
+    // non-decreasing source rows, fewer than `slots` of them per output row.
+    int64_t max_rows = 1;
+    for (int y = 0; y < oh; ++y) {
+        const float in0 = static_cast<float>(y) * hscale;
+        const float in1 = static_cast<float>(y + 1) * hscale;
+        max_rows = std::max<int64_t>(max_rows, static_cast<int64_t>(std::ceil(in1)) -
+                                                   static_cast<int64_t>(std::floor(in0)));
+    }
+    const size_t slots = static_cast<size_t>(std::min<int64_t>(max_rows + 1, h));
+    std::vector<float> ring(slots * n);
+    std::vector<int64_t> ring_row(slots, -1);
+    auto row_sums = [&](int64_t r) -> const float* {
+        const size_t slot = static_cast<size_t>(r) % slots;
+        float* out = &ring[slot * n];
+        if (ring_row[slot] == r) return out;
+        ring_row[slot] = r;
+        const uint8_t* s = row_ptr(src, src_stride, r);
+        for (int x = 0; x < ow; ++x) {
+            const AreaSpan& sp = xs[x];
+            const uint8_t* first = s + static_cast<size_t>(bound_index(sp.start, w)) * c;
+            float* o = out + static_cast<size_t>(x) * c;
+            for (int k = 0; k < c; ++k) o[k] = static_cast<float>(first[k]) * sp.start_scale;
+            if (sp.start + 1 != sp.end) {
+                for (int64_t v = sp.start + 1; v < sp.end - 1; ++v) {
+                    const uint8_t* p = s + static_cast<size_t>(bound_index(v, w)) * c;
+                    for (int k = 0; k < c; ++k) o[k] += static_cast<float>(p[k]);
+                }
+                const uint8_t* last = s + static_cast<size_t>(bound_index(sp.end - 1, w)) * c;
+                for (int k = 0; k < c; ++k)
+                    o[k] += static_cast<float>(last[k]) * sp.end_minus_one_scale;
+            }
+        }
+        return out;
+    };
+
+    std::vector<float> acc(n);
+    for (int y = 0; y < oh; ++y) {
+        const float in0 = static_cast<float>(y) * hscale;
+        const float in1 = static_cast<float>(y + 1) * hscale;
+        const int64_t y0 = static_cast<int64_t>(std::floor(in0));
+        const int64_t y1 = static_cast<int64_t>(std::ceil(in1));
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t i = y0; i < y1; ++i) {
+            const float sy = area_cell_scale(i, in0, in1, hscale);
+            const float* rs = row_sums(bound_index(i, h));
+            for (size_t k = 0; k < n; ++k) acc[k] += rs[k] * sy;
+        }
+        float* o = dst + static_cast<size_t>(y) * dst_stride;
+        for (size_t k = 0; k < n; ++k) o[k] = acc[k] * scale;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScaleAndTranslate (lanczos3, lanczos5, gaussian, mitchellcubic) with antialias=False and
+// translation 0, as tf.image.resize calls it: scale = (float)out / (float)in, the sampling
+// kernel evaluated in float32 at each source centre within the kernel radius, weights
+// normalised by 1 / sum. Rows are gathered first into an out_h x in_w float buffer, then
+// columns; every output starts at 0 and adds weight * value tap by tap.
+
+float lanczos_kernel(float radius, float x) {
+    constexpr float kPI = 3.14159265359;
+    x = std::abs(x);
+    if (x > radius) return 0.0f;
+    if (x <= 1e-3) return 1.0f;
+    return radius * std::sin(kPI * x) * std::sin(kPI * x / radius) / (kPI * kPI * x * x);
+}
+
+float gaussian_kernel(float x) {
+    constexpr float radius = 1.5f;
+    constexpr float sigma = radius / 3.0f;
+    x = std::abs(x);
+    if (x >= radius) return 0.0f;
+    return static_cast<float>(std::exp(-x * x / (2.0 * sigma * sigma)));
+}
+
+float mitchell_kernel(float x) {
+    x = std::abs(x);
+    if (x >= 2.0f) return 0.0f;
+    if (x >= 1.0f) return (((-7.0f / 18.0f) * x + 2.0f) * x - 10.0f / 3.0f) * x + 16.0f / 9.0f;
+    return (((7.0f / 6.0f) * x - 2.0f) * x) * x + 8.0f / 9.0f;
+}
+
+struct KernelSpans {
+    int span_size = 0;
+    std::vector<int> starts;     // per output
+    std::vector<int> counts;     // taps actually read: min(start + span_size, in) - start
+    std::vector<float> weights;  // span_size per output, zero padded
+};
+
+template <typename Kernel>
+KernelSpans compute_spans(const Kernel& kernel, float radius, int in, int out) {
+    KernelSpans sp;
+    const float scale = static_cast<float>(out) / static_cast<float>(in);
+    const float inv_scale = static_cast<float>(1.0 / static_cast<double>(scale));
+    const float inv_translate = -inv_scale * 0.0f;
+    const float kernel_scale = 1.0f;  // antialias=False
+    sp.span_size = std::min(2 * static_cast<int>(std::ceil(radius * kernel_scale)) + 1, in);
+    sp.starts.assign(static_cast<size_t>(out), 0);
+    sp.counts.assign(static_cast<size_t>(out), 0);
+    sp.weights.assign(static_cast<size_t>(out) * sp.span_size, 0.0f);
+    const float one_over_kernel_scale = 1.0f / kernel_scale;
+    std::vector<float> temp;
+    for (int x = 0; x < out; ++x) {
+        const float col_f = static_cast<float>(x) + 0.5f;
+        const float sample_f = col_f * inv_scale + inv_translate;
+        if (sample_f < 0 || sample_f > static_cast<float>(in)) {
+            sp.starts[x] = 0;  // empty span: all weights stay 0
+        } else {
+            int64_t start = static_cast<int64_t>(std::ceil(sample_f - radius * kernel_scale - 0.5f));
+            int64_t end = static_cast<int64_t>(std::floor(sample_f + radius * kernel_scale - 0.5f));
+            start = std::min<int64_t>(in - 1, std::max<int64_t>(0, start));
+            end = std::min<int64_t>(in - 1, std::max<int64_t>(0, end)) + 1;
+            float total = 0.0f;
+            temp.clear();
+            for (int64_t s = start; s < end; ++s) {
+                const float pos = static_cast<float>(s) + 0.5f - sample_f;
+                const float wgt = kernel(std::abs(pos * one_over_kernel_scale));
+                total += wgt;
+                temp.push_back(wgt);
+            }
+            if (std::abs(total) >= 1000.0f * std::numeric_limits<float>::min()) {
+                const float inv_total = 1.0f / total;
+                float* wp = &sp.weights[static_cast<size_t>(x) * sp.span_size];
+                for (size_t k = 0; k < temp.size() && k < static_cast<size_t>(sp.span_size); ++k)
+                    wp[k] = temp[k] * inv_total;
+            }
+            sp.starts[x] = static_cast<int>(start);
+        }
+        sp.counts[x] = std::min(sp.starts[x] + sp.span_size, in) - sp.starts[x];
+    }
+    return sp;
+}
+
+KernelSpans kernel_spans(Interpolation method, int in, int out) {
+    switch (method) {
+        case Interpolation::Lanczos3:
+            return compute_spans([](float x) { return lanczos_kernel(3.0f, x); }, 3.0f, in, out);
+        case Interpolation::Lanczos5:
+            return compute_spans([](float x) { return lanczos_kernel(5.0f, x); }, 5.0f, in, out);
+        case Interpolation::Gaussian:
+            return compute_spans(gaussian_kernel, 1.5f, in, out);
+        case Interpolation::MitchellCubic:
+            return compute_spans(mitchell_kernel, 2.0f, in, out);
+        default:
+            throw std::invalid_argument("not a scale-and-translate interpolation");
+    }
+}
+
+// C > 0 fixes the channel count at compile time (C == 0: use c_rt).
+template <int C>
+void resize_scale_translate_impl(const uint8_t* src, int /*h*/, int w, int c_rt, size_t src_stride,
+                                 float* dst, int oh, int ow, size_t dst_stride,
+                                 const KernelSpans& rows, const KernelSpans& cols) {
+    const int c = C > 0 ? C : c_rt;
+    const size_t n = static_cast<size_t>(w) * c;
+    std::vector<float> inter(n);  // one row of the out_h x in_w intermediate
+    for (int y = 0; y < oh; ++y) {
+        std::fill(inter.begin(), inter.end(), 0.0f);
+        const float* wy = &rows.weights[static_cast<size_t>(y) * rows.span_size];
+        for (int j = 0; j < rows.counts[y]; ++j) {
+            const uint8_t* s = row_ptr(src, src_stride, rows.starts[y] + j);
+            const float wj = wy[j];
+            for (size_t k = 0; k < n; ++k) inter[k] += wj * static_cast<float>(s[k]);
+        }
+        float* o = dst + static_cast<size_t>(y) * dst_stride;
+        for (int x = 0; x < ow; ++x) {
+            float* op = o + static_cast<size_t>(x) * c;
+            for (int k = 0; k < c; ++k) op[k] = 0.0f;
+            const float* wx = &cols.weights[static_cast<size_t>(x) * cols.span_size];
+            const float* ip = &inter[static_cast<size_t>(cols.starts[x]) * c];
+            for (int j = 0; j < cols.counts[x]; ++j, ip += c) {
+                const float wj = wx[j];
+                for (int k = 0; k < c; ++k) op[k] += wj * ip[k];
+            }
+        }
+    }
+}
+
+// Runs F<C> with the channel count fixed for the common cases (1, 3, 4).
+#define PYIMGDIR_DISPATCH_CHANNELS(F, c, ...)          \
+    switch (c) {                                       \
+        case 1: return F<1>(__VA_ARGS__);              \
+        case 3: return F<3>(__VA_ARGS__);              \
+        case 4: return F<4>(__VA_ARGS__);              \
+        default: return F<0>(__VA_ARGS__);             \
+    }
+
+void resize_bicubic(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
+                    int oh, int ow, size_t dst_stride) {
+    PYIMGDIR_DISPATCH_CHANNELS(resize_bicubic_impl, c, src, h, w, c, src_stride, dst, oh, ow,
+                               dst_stride)
+}
+
+void resize_area(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst, int oh,
+                 int ow, size_t dst_stride) {
+    PYIMGDIR_DISPATCH_CHANNELS(resize_area_impl, c, src, h, w, c, src_stride, dst, oh, ow,
+                               dst_stride)
+}
+
+void resize_scale_translate(const uint8_t* src, int h, int w, int c, size_t src_stride,
+                            float* dst, int oh, int ow, size_t dst_stride, Interpolation method) {
+    const KernelSpans rows = kernel_spans(method, h, oh);
+    const KernelSpans cols = kernel_spans(method, w, ow);
+    PYIMGDIR_DISPATCH_CHANNELS(resize_scale_translate_impl, c, src, h, w, c, src_stride, dst, oh,
+                               ow, dst_stride, rows, cols)
+}
+
+#undef PYIMGDIR_DISPATCH_CHANNELS
+
 }  // namespace
 
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
@@ -116,8 +473,16 @@ void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride,
             }
             return;
         }
-        default:
-            throw std::invalid_argument("this interpolation is not implemented in the core yet");
+        case Interpolation::Bicubic:
+            return resize_bicubic(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+        case Interpolation::Area:
+            return resize_area(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+        case Interpolation::Lanczos3:
+        case Interpolation::Lanczos5:
+        case Interpolation::Gaussian:
+        case Interpolation::MitchellCubic:
+            return resize_scale_translate(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride,
+                                          method);
     }
 }
 

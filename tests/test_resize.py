@@ -1,0 +1,120 @@
+"""pyimgdir._core.resize against tf.image.resize(img_uint8, size, method, antialias=False).
+
+Every interpolation Keras accepts, upscaling and downscaling, 1-pixel sources and targets and
+extreme aspect ratios. TensorFlow is the oracle: float32 (uint8 for nearest), unclipped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from pyimgdir import _core
+
+tf = pytest.importorskip("tensorflow")
+
+pytestmark = pytest.mark.tf
+
+METHODS = ["bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"]
+TOL = 1e-3
+
+# (src_h, src_w, dst_h, dst_w, channels)
+CASES = [
+    (17, 23, 17, 23, 3),  # same size: TF still resamples
+    (12, 10, 24, 20, 1),  # 2x up
+    (60, 45, 20, 15, 4),  # 3x down
+    (37, 50, 23, 71, 3),  # non-integer ratios, down one axis and up the other
+    (101, 64, 30, 47, 3),  # non-integer downscale
+    (29, 31, 50, 44, 4),  # non-integer upscale
+    (1, 1, 9, 4, 3),  # 1x1 source
+    (1, 1, 1, 1, 1),
+    (40, 30, 1, 1, 3),  # 1-pixel targets
+    (40, 30, 1, 13, 4),
+    (25, 19, 6, 1, 1),
+    (3, 200, 7, 5, 3),  # extreme aspect ratios
+    (200, 3, 2, 50, 3),
+    (1, 57, 5, 20, 1),
+    (250, 180, 7, 9, 3),  # large downscale factor
+    (48, 64, 224, 224, 3),
+    (375, 500, 224, 224, 3),  # a typical photo to the default image_size
+]
+
+
+def content(seed: int, h: int, w: int, c: int) -> np.ndarray:
+    """Smooth gradients with mild noise, plus a block of pure noise and a hard edge."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.empty((h, w, c))
+    for k in range(c):
+        fy, fx = rng.uniform(0.5, 3.0, 2)
+        img[..., k] = 127.5 + 120 * np.sin(fy * np.pi * y / max(h, 2) + k) * np.cos(fx * np.pi * x / max(w, 2))
+    img += rng.normal(0, 10, img.shape)
+    img[: (h + 1) // 2, : (w + 1) // 3] = rng.integers(0, 256, ((h + 1) // 2, (w + 1) // 3, c))
+    img[:, (2 * w) // 3 :] = np.where(img[:, (2 * w) // 3 :] > 127, 255, 0)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def tf_resize(img: np.ndarray, h: int, w: int, method: str) -> np.ndarray:
+    return tf.image.resize(img, (h, w), method=method, antialias=False).numpy()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "{}x{}-{}x{}-c{}".format(*c))
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_tensorflow(method, case):
+    sh, sw, dh, dw, c = case
+    img = content(sh * 1000 + sw * 10 + c, sh, sw, c)
+    got = _core.resize(img, dh, dw, method)
+    want = tf_resize(img, dh, dw, method)
+    assert got.shape == want.shape == (dh, dw, c)
+    assert got.dtype == want.dtype == (np.uint8 if method == "nearest" else np.float32)
+    if method == "nearest":
+        np.testing.assert_array_equal(got, want)
+    else:
+        diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+        assert diff <= TOL, f"{method} {case}: max abs diff {diff}"
+
+
+@pytest.mark.parametrize("method", ["bicubic", "lanczos3", "lanczos5", "mitchellcubic"])
+def test_not_clipped(method):
+    # A hard 0 -> 255 step rings on both sides with these kernels; TF keeps the overshoot.
+    img = np.zeros((12, 12, 3), np.uint8)
+    img[:, 6:] = 255
+    img[6:, :, 1] = 255 - img[6:, :, 1]
+    got = _core.resize(img, 31, 29, method)
+    want = tf_resize(img, 31, 29, method)
+    assert want.min() < 0 and want.max() > 255  # the oracle overshoots...
+    assert got.min() < 0 and got.max() > 255  # ...and so do we, by the same amounts
+    assert float(np.max(np.abs(got - want))) <= TOL
+    # Downscaling rings too (no antialiasing, so the kernel keeps its negative lobes).
+    got = _core.resize(img, 5, 7, method)
+    np.testing.assert_allclose(got, tf_resize(img, 5, 7, method), rtol=0, atol=TOL)
+
+
+def test_unknown_method():
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError):
+        _core.resize(img, 2, 2, "bicubic2")
+
+
+def test_thread_safe():
+    # The core resizes in worker threads; concurrent calls must not interfere.
+    img = content(7, 90, 70, 3)
+    serial = {m: _core.resize(img, 33, 41, m) for m in METHODS}
+    errors: list[str] = []
+
+    def work(m: str) -> None:
+        for _ in range(20):
+            if not np.array_equal(_core.resize(img, 33, 41, m), serial[m]):
+                errors.append(m)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in METHODS for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
