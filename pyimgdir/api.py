@@ -23,8 +23,6 @@ _INTERPOLATIONS = (
     "gaussian",
     "mitchellcubic",
 )
-# Methods the C++ core implements with TensorFlow's numerics.
-_IMPLEMENTED_INTERPOLATIONS = {"bilinear", "nearest"}
 _CROP_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
 _FORMATS = ("tf", "numpy")
 
@@ -200,11 +198,6 @@ def image_dataset_from_directory(
         raise ValueError(f"`prefetch` must be a positive integer. Received: {prefetch}")
     if not _is_int(max_pixels) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
-    if interpolation not in _IMPLEMENTED_INTERPOLATIONS:
-        raise NotImplementedError(
-            f"interpolation={interpolation!r} is not implemented by pyimgdir yet; "
-            f"available: {sorted(_IMPLEMENTED_INTERPOLATIONS)}"
-        )
 
     if seed is None:
         seed = np.random.randint(1e6)
