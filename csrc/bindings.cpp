@@ -52,7 +52,8 @@ Fit parse_fit(const std::string& s) {
 
 LoaderConfig make_config(int height, int width, int channels, const std::string& interpolation,
                          const std::string& fit, bool channels_first, const std::string& dtype,
-                         int num_threads, int prefetch, int64_t max_pixels, bool lock_memory) {
+                         int num_threads, int prefetch, int64_t max_pixels, bool lock_memory,
+                         bool skip_errors, bool jpeg_downscale) {
     if (height < 1 || width < 1) throw std::invalid_argument("image_size must be positive");
     if (channels != 1 && channels != 3 && channels != 4)
         throw std::invalid_argument("channels must be 1, 3 or 4");
@@ -73,6 +74,8 @@ LoaderConfig make_config(int height, int width, int channels, const std::string&
     c.prefetch = prefetch;
     c.max_pixels = max_pixels;
     c.lock_memory = lock_memory;
+    c.skip_errors = skip_errors;
+    c.jpeg_downscale = jpeg_downscale;
     return c;
 }
 
@@ -174,8 +177,12 @@ PYBIND11_MODULE(_core, m) {
                                           f.failure.file_index);
                      }
                      if (st == EpochIterator::Status::End) return py::none();
-                     if (st == EpochIterator::Status::Ready)
-                         return py::make_tuple(batch_view(b.buffer, b.count, cfg), b.first_position);
+                     if (st == EpochIterator::Status::Ready) {
+                         py::list failures;
+                         for (const auto& f : b.failures)
+                             failures.append(py::make_tuple(f.position, f.file_index, f.path, f.reason));
+                         return py::make_tuple(batch_view(b.buffer, b.count, cfg), b.first_position, failures);
+                     }
                      // Timed out: let Ctrl-C and other signals through, then keep waiting.
                      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
                  }
@@ -194,23 +201,44 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("channels_first", &LoaderConfig::channels_first)
         .def_readonly("num_threads", &LoaderConfig::num_threads)
         .def_readonly("prefetch", &LoaderConfig::prefetch)
+        .def_readonly("skip_errors", &LoaderConfig::skip_errors)
+        .def_readonly("jpeg_downscale", &LoaderConfig::jpeg_downscale)
         .def_property_readonly("dtype", [](const LoaderConfig& c) {
             return c.output == OutputType::Float32 ? "float32" : "uint8";
+        });
+
+    py::class_<FileChecker>(m, "FileChecker")
+        .def(py::init<std::vector<std::string>, int, int64_t, int>(), py::arg("paths"), py::arg("channels") = 3,
+             py::arg("max_pixels") = int64_t(1) << 28, py::arg("num_threads") = 0)
+        .def("wait",
+             [](FileChecker& c, int timeout_ms) {
+                 py::gil_scoped_release nogil;
+                 return c.wait(timeout_ms);
+             })
+        .def("cancel", &FileChecker::cancel)
+        .def_property_readonly("done", &FileChecker::done)
+        .def_property_readonly("total", &FileChecker::total)
+        .def("failures", [](FileChecker& c) {
+            py::list out;
+            for (const auto& f : c.failures()) out.append(py::make_tuple(f.file_index, f.path, f.reason));
+            return out;
         });
 
     py::class_<Loader>(m, "Loader")
         .def(py::init([](std::vector<std::string> paths, int height, int width, int channels,
                          const std::string& interpolation, const std::string& fit, bool channels_first,
                          const std::string& dtype, int num_threads, int prefetch, int64_t max_pixels,
-                         bool lock_memory) {
+                         bool lock_memory, bool skip_errors, bool jpeg_downscale) {
                  return std::make_unique<Loader>(
-                     std::move(paths), make_config(height, width, channels, interpolation, fit, channels_first,
-                                                   dtype, num_threads, prefetch, max_pixels, lock_memory));
+                     std::move(paths),
+                     make_config(height, width, channels, interpolation, fit, channels_first, dtype, num_threads,
+                                 prefetch, max_pixels, lock_memory, skip_errors, jpeg_downscale));
              }),
              py::arg("paths"), py::arg("height"), py::arg("width"), py::arg("channels"),
              py::arg("interpolation") = "bilinear", py::arg("fit") = "stretch", py::arg("channels_first") = false,
              py::arg("dtype") = "float32", py::arg("num_threads") = 0, py::arg("prefetch") = 2,
-             py::arg("max_pixels") = int64_t(1) << 28, py::arg("lock_memory") = false)
+             py::arg("max_pixels") = int64_t(1) << 28, py::arg("lock_memory") = false,
+             py::arg("skip_errors") = false, py::arg("jpeg_downscale") = false)
         .def("__len__", &Loader::size)
         .def_property_readonly("config", &Loader::config, py::return_value_policy::copy)
         .def(

@@ -5,15 +5,20 @@ by a parallel C++ core; ``format="numpy"`` works without TensorFlow.
 """
 
 from .api import image_dataset_from_directory
-from .errors import ImageLoadError, PyimgdirError
+from .errors import ImageLoadError, InvalidFilesError, PyimgdirError, SkippedFile, SkippedFileWarning
 from .loader import NumpyDataset
+from .validate import validate_files
 
 __version__ = "0.1.0"
 
 __all__ = [
     "image_dataset_from_directory",
     "ImageLoadError",
+    "InvalidFilesError",
     "NumpyDataset",
     "PyimgdirError",
+    "SkippedFile",
+    "SkippedFileWarning",
+    "validate_files",
     "__version__",
 ]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numbers
-import os
+import warnings
 from typing import Optional
 
 import numpy as np
 
 from ._keras_compat import ALLOWLIST_FORMATS, standardize_data_format
 from .index import index_directory
+from .errors import InvalidFilesError, SkippedFileWarning
 from .loader import BatchSource, NumpyDataset, _Labels
 from .order import global_shuffle, split
+from .validate import default_progress, validate_files
 
 _INTERPOLATIONS = (
     "bilinear",
@@ -75,6 +77,9 @@ def image_dataset_from_directory(
     prefetch: int = 2,
     max_pixels: int = 1 << 28,
     pin_memory: bool = False,
+    on_error: str = "raise",
+    validate: bool = False,
+    jpeg_downscale: bool = False,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -116,6 +121,17 @@ def image_dataset_from_directory(
         prefetch: batches prepared ahead of the consumer (bounds memory).
         max_pixels: refuse images with more pixels than this (decompression bombs).
         pin_memory: page-lock the batch buffers (``mlock``) for faster device copies.
+        on_error: what a file that cannot be read or decoded does during iteration:
+            ``"raise"`` (default) raises :class:`ImageLoadError` naming the file after the
+            batches before it; ``"skip"`` leaves it out (batches stay full while files
+            remain) and records it in ``skipped_files``; ``"warn"`` does the same and emits
+            one :class:`SkippedFileWarning` per file.
+        validate: decode every file once before returning (in parallel, with a progress
+            bar on a terminal). Bad files raise :class:`InvalidFilesError` listing them all
+            with ``on_error="raise"``, or are left out and listed in ``skipped_files``.
+        jpeg_downscale: let libjpeg-turbo decode JPEGs at 1/2, 1/4 or 1/8 scale when the
+            result is still at least the target size, then resize as usual. Much faster on
+            large photos; pixels differ slightly from Keras' (see README).
 
     Returns:
         A ``tf.data.Dataset`` (or :class:`NumpyDataset`) with ``class_names`` and
@@ -196,6 +212,8 @@ def image_dataset_from_directory(
         raise ValueError(f"`num_threads` must be a positive integer or None. Received: {num_threads}")
     if not _is_int(prefetch) or prefetch < 1:
         raise ValueError(f"`prefetch` must be a positive integer. Received: {prefetch}")
+    if on_error not in ("raise", "skip", "warn"):
+        raise ValueError(f'`on_error` must be "raise", "skip" or "warn". Received: on_error={on_error}')
     if not _is_int(max_pixels) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
 
@@ -241,6 +259,10 @@ def image_dataset_from_directory(
         max_pixels=max_pixels,
         pin_memory=pin_memory,
         format=format,
+        on_error=on_error,
+        validate=validate,
+        verbose=verbose,
+        jpeg_downscale=jpeg_downscale,
     )
     if subset == "both":
         train = split(order, validation_split, "training")
@@ -288,6 +310,10 @@ def _build(
     max_pixels,
     pin_memory,
     format,
+    on_error,
+    validate,
+    verbose,
+    jpeg_downscale,
 ):
     if pad_to_aspect_ratio and crop_to_aspect_ratio:
         raise ValueError(
@@ -315,6 +341,24 @@ def _build(
     if dtype is None:
         dtype = "uint8" if interpolation == "nearest" else "float32"
     fit = "crop" if crop_to_aspect_ratio else ("pad" if pad_to_aspect_ratio else "stretch")
+    skipped = []
+    if validate:
+        candidates = [index.file_paths[i] for i in selected]
+        skipped = validate_files(
+            candidates,
+            {1: "grayscale", 3: "rgb", 4: "rgba"}[channels],
+            max_pixels=max_pixels,
+            num_threads=num_threads or None,
+            progress=default_progress(verbose),
+        )
+        if skipped and on_error == "raise":
+            raise InvalidFilesError(skipped)
+        if skipped:
+            bad = {f.path for f in skipped}
+            selected = np.array([i for i in selected if index.file_paths[i] not in bad], dtype=np.int64)
+            if on_error == "warn":
+                for f in skipped:
+                    warnings.warn(f"Skipping {f.path!r}: {f.reason}", SkippedFileWarning, stacklevel=3)
     file_paths = [index.file_paths[i] for i in selected]
     raw_labels = index.labels[selected] if index.labels is not None else None
     source = BatchSource(
@@ -333,7 +377,11 @@ def _build(
         prefetch=prefetch,
         max_pixels=max_pixels,
         pin_memory=pin_memory,
+        on_error=on_error,
+        jpeg_downscale=jpeg_downscale,
+        skipped=list(skipped),
     )
+    source.validated = bool(validate)
     if format == "numpy":
         return NumpyDataset(source, index.class_names, file_paths)
     from .tf_data import to_tf_dataset

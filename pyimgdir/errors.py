@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["PyimgdirError", "ImageLoadError"]
+from typing import List, NamedTuple
+
+__all__ = ["PyimgdirError", "ImageLoadError", "InvalidFilesError", "SkippedFile", "SkippedFileWarning"]
 
 
 class PyimgdirError(ValueError):
@@ -28,3 +30,34 @@ class ImageLoadError(PyimgdirError):
 
     def __reduce__(self):  # keep the attributes across pickling (multiprocessing, tf.data)
         return (type(self), (self.path, self.reason, self.position, self.file_index))
+
+
+class SkippedFile(NamedTuple):
+    """A file left out of the dataset, and why (the decoder's or the OS's reason)."""
+
+    path: str
+    reason: str
+
+
+class SkippedFileWarning(UserWarning):
+    """Emitted once per dropped file with ``on_error="warn"``."""
+
+
+class InvalidFilesError(PyimgdirError):
+    """``validate=True`` found files that cannot be decoded (with ``on_error="raise"``).
+
+    Attributes:
+        files: every bad file as a :class:`SkippedFile`.
+    """
+
+    def __init__(self, files: List[SkippedFile]) -> None:
+        shown = "\n".join(f"  {f.path}: {f.reason}" for f in files[:20])
+        more = f"\n  ... and {len(files) - 20} more" if len(files) > 20 else ""
+        super().__init__(
+            f"{len(files)} file(s) cannot be loaded:\n{shown}{more}\n"
+            'Pass on_error="skip" (or "warn") to leave them out.'
+        )
+        self.files = files
+
+    def __reduce__(self):
+        return (type(self), (self.files,))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Iterator, List, Optional, Sequence
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from . import _core
+from .errors import SkippedFile, SkippedFileWarning
 from .order import epoch_permutation
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
@@ -77,6 +79,9 @@ class BatchSource:
         prefetch: int,
         max_pixels: int,
         pin_memory: bool,
+        on_error: str = "raise",
+        jpeg_downscale: bool = False,
+        skipped: Optional[List[SkippedFile]] = None,
     ):
         self.file_paths = file_paths
         self.labels = labels
@@ -87,6 +92,11 @@ class BatchSource:
         self.channels = channels
         self.channels_first = channels_first
         self.dtype = np.dtype(dtype)
+        self.on_error = on_error
+        # Every file left out so far (validation and iteration), first occurrence only.
+        self.skipped: List[SkippedFile] = skipped if skipped is not None else []
+        self._skipped_paths = {f.path for f in self.skipped}
+        self.validated = False  # set when every file was decoded once before building
         self._loader = _core.Loader(
             file_paths,
             self.height,
@@ -100,6 +110,8 @@ class BatchSource:
             prefetch=prefetch,
             max_pixels=max_pixels,
             lock_memory=pin_memory,
+            skip_errors=on_error != "raise",
+            jpeg_downscale=jpeg_downscale,
         )
         self._epoch_lock = threading.Lock()
         self._epochs = itertools.count()
@@ -129,12 +141,17 @@ class BatchSource:
             return np.arange(n, dtype=np.int64)
         return epoch_permutation(n, self.seed, epoch)
 
-    def iter_epoch(self, epoch: Optional[int] = None) -> Iterator:
-        """Yields (images, labels) or images, batched or not, for one epoch."""
-        if epoch is None:
-            epoch = self.next_epoch()
-        order = self.epoch_order(epoch)
-        block = self.batch_size or _UNBATCHED_BLOCK
+    def _note_failures(self, failures) -> None:
+        for _, _, path, reason in failures:
+            if path in self._skipped_paths:
+                continue
+            self._skipped_paths.add(path)
+            self.skipped.append(SkippedFile(path, reason))
+            if self.on_error == "warn":
+                warnings.warn(f"Skipping {path!r}: {reason}", SkippedFileWarning, stacklevel=3)
+
+    def _raw_batches(self, order: np.ndarray, block: int):
+        """(images, file indices) per core batch, failures already dropped and reported."""
         it = self._loader.iterate(order, block)
         config = self._loader.config
         try:
@@ -142,16 +159,49 @@ class BatchSource:
                 got = it.next(config)
                 if got is None:
                     return
-                images, first = got
-                if self.labels.enabled:
-                    labels = self.labels.encode(order[first : first + len(images)])
-                if self.batch_size is not None:
-                    yield (images, labels) if self.labels.enabled else images
+                images, first, failures = got
+                if failures:
+                    self._note_failures(failures)
+                    dropped = {pos for pos, _, _, _ in failures}
+                    positions = [p for p in range(first, first + len(images) + len(failures)) if p not in dropped]
+                    files = order[positions]
                 else:
-                    for i in range(len(images)):
-                        yield (images[i], labels[i]) if self.labels.enabled else images[i]
+                    files = order[first : first + len(images)]
+                yield images, files
         finally:
             it.close()
+
+    def iter_epoch(self, epoch: Optional[int] = None) -> Iterator:
+        """Yields (images, labels) or images, batched or not, for one epoch."""
+        if epoch is None:
+            epoch = self.next_epoch()
+        order = self.epoch_order(epoch)
+        with_labels = self.labels.enabled
+        if self.batch_size is None:
+            for images, files in self._raw_batches(order, _UNBATCHED_BLOCK):
+                labels = self.labels.encode(files) if with_labels else None
+                for i in range(len(images)):
+                    yield (images[i], labels[i]) if with_labels else images[i]
+            return
+        bs = self.batch_size
+        carry_x: Optional[np.ndarray] = None  # samples waiting for a full batch (skip mode)
+        carry_f: Optional[np.ndarray] = None
+        for images, files in self._raw_batches(order, bs):
+            if carry_x is None and len(images) == bs:
+                # The common case: the core's buffer goes out as is, without a copy.
+                yield (images, self.labels.encode(files)) if with_labels else images
+                continue
+            # Files were dropped: re-batch so every batch but the last stays full.
+            carry_x = images.copy() if carry_x is None else np.concatenate([carry_x, images])
+            carry_f = files if carry_f is None else np.concatenate([carry_f, files])
+            while len(carry_x) >= bs:
+                x, f = carry_x[:bs], carry_f[:bs]
+                carry_x, carry_f = carry_x[bs:], carry_f[bs:]
+                yield (x, self.labels.encode(f)) if with_labels else x
+            if len(carry_x) == 0:
+                carry_x = carry_f = None
+        if carry_x is not None and len(carry_x):
+            yield (carry_x, self.labels.encode(carry_f)) if with_labels else carry_x
 
 
 class NumpyDataset:
@@ -189,6 +239,11 @@ class NumpyDataset:
     @property
     def dtype(self) -> np.dtype:
         return self._source.dtype
+
+    @property
+    def skipped_files(self) -> List[SkippedFile]:
+        """Files left out (``on_error="skip"``/``"warn"``, or ``validate=True``), with reasons."""
+        return self._source.skipped
 
     def epoch(self, epoch: int):
         """Iterates one given epoch (the order depends only on the seed and ``epoch``)."""

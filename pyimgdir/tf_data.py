@@ -36,8 +36,12 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
         signature = images
 
     ds = tf.data.Dataset.from_generator(source.iter_epoch, output_signature=signature)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
+    # With on_error="skip"/"warn", a file failing during iteration shortens the epoch, so the
+    # number of batches is only known when validate=True has removed bad files beforehand.
+    if source.on_error == "raise" or source.validated:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.class_names = class_names
     ds.file_paths = file_paths
+    ds.skipped_files = source.skipped
     return ds

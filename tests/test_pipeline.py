@@ -34,7 +34,9 @@ def epoch(loader, order, batch_size):
         got = it.next(loader.config)
         if got is None:
             break
-        out.append(got)
+        images, first, failures = got
+        assert failures == []
+        out.append((images, first))
     it.close()
     return out
 

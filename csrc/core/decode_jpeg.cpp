@@ -127,6 +127,12 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     cinfo.do_fancy_upsampling = TRUE;
     cinfo.scale_num = 1;
     cinfo.scale_denom = 1;
+    if (opts.choose_jpeg_scale) {
+        const int d = opts.choose_jpeg_scale(opts.scale_ctx, static_cast<int>(cinfo.image_height),
+                                             static_cast<int>(cinfo.image_width));
+        // Only 1/2, 1/4 and 1/8: the M/8 scales are slower than a full decode.
+        if (d == 2 || d == 4 || d == 8) cinfo.scale_denom = static_cast<unsigned>(d);
+    }
     jpeg_calc_output_dimensions(&cinfo);
 
     const int64_t w = cinfo.output_width, h = cinfo.output_height;
@@ -134,15 +140,18 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         jpeg_abort_decompress(&cinfo);
         throw DecodeError("invalid JPEG dimensions");
     }
-    if (w * h > opts.max_pixels) {
+    if (static_cast<int64_t>(cinfo.image_width) * cinfo.image_height > opts.max_pixels) {
         jpeg_abort_decompress(&cinfo);
-        throw DecodeError("image is " + std::to_string(w) + "x" + std::to_string(h) +
+        throw DecodeError("image is " + std::to_string(cinfo.image_width) + "x" +
+                          std::to_string(cinfo.image_height) +
                           " pixels, more than the limit of " + std::to_string(opts.max_pixels) +
                           " (max_pixels)");
     }
 
     jpeg_start_decompress(&cinfo);
     out.reset(static_cast<int>(h), static_cast<int>(w), want);
+    out.source_height = static_cast<int>(cinfo.image_height);
+    out.source_width = static_cast<int>(cinfo.image_width);
     const size_t out_stride = static_cast<size_t>(w) * want;
     uint8_t* base = out.data();
 

@@ -21,11 +21,14 @@ struct Image {
     int height = 0;
     int width = 0;
     int channels = 0;
+    // The size stored in the file. Differs from height/width only after a DCT-scaled decode.
+    int source_height = 0;
+    int source_width = 0;
     std::vector<uint8_t> pixels;
 
     void reset(int h, int w, int c) {
-        height = h;
-        width = w;
+        height = source_height = h;
+        width = source_width = w;
         channels = c;
         pixels.resize(static_cast<size_t>(h) * static_cast<size_t>(w) * static_cast<size_t>(c));
     }
@@ -37,6 +40,10 @@ struct DecodeOptions {
     int channels = 3;  // 1 (grayscale), 3 (rgb) or 4 (rgba), as color_mode asks
     // Refuse images with more pixels than this before allocating (decompression bombs).
     int64_t max_pixels = int64_t(1) << 28;
+    // Opt-in DCT-domain downscaling for JPEG: given the full (height, width), returns the
+    // largest allowed denominator (1, 2, 4 or 8). Null: always decode at full size.
+    int (*choose_jpeg_scale)(const void* ctx, int height, int width) = nullptr;
+    const void* scale_ctx = nullptr;
 };
 
 enum class ImageFormat { Unknown, Jpeg, Png, Gif, Bmp, WebP };

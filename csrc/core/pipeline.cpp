@@ -1,6 +1,7 @@
 #include "core/pipeline.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -122,6 +123,29 @@ Box pad_box(int H, int W, int th, int tw) {
     return b;
 }
 
+struct ScaleTarget {
+    int th, tw;
+    Fit fit;
+};
+
+// The largest of 1/8, 1/4, 1/2 that keeps the region to be resized at least as large as
+// its destination, so the resize still only shrinks (or keeps) the image.
+int choose_scale(const void* ctx, int H, int W) {
+    const auto* t = static_cast<const ScaleTarget*>(ctx);
+    for (int d : {8, 4, 2}) {
+        const int sh = (H + d - 1) / d, sw = (W + d - 1) / d;
+        bool ok;
+        if (t->fit == Fit::Pad) {
+            const Box c = pad_box(H, W, t->th, t->tw);
+            ok = sh >= c.h && sw >= c.w;
+        } else {
+            ok = sh >= t->th && sw >= t->tw;
+        }
+        if (ok) return d;
+    }
+    return 1;
+}
+
 uint8_t to_u8(float v) {
     // Round half away from zero after clamping (the documented uint8 conversion).
     if (!(v > 0.0f)) return 0;
@@ -136,16 +160,34 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
     DecodeOptions dopts;
     dopts.channels = cfg.channels;
     dopts.max_pixels = cfg.max_pixels;
+    const ScaleTarget target{cfg.height, cfg.width, cfg.fit};
+    if (cfg.jpeg_downscale) {
+        dopts.choose_jpeg_scale = choose_scale;
+        dopts.scale_ctx = &target;
+    }
     Image& img = scratch.image;
     decode_image(data, size, dopts, img);
 
     const int C = cfg.channels, th = cfg.height, tw = cfg.width;
     Box src{0, 0, img.height, img.width};
     Box dst{0, 0, th, tw};
+    // After a DCT-scaled decode the boxes are computed on the file's own size (so the
+    // output geometry is the full-size one) and the crop is mapped onto the smaller image.
+    const bool scaled = img.source_height != img.height || img.source_width != img.width;
     if (cfg.fit == Fit::Crop) {
-        src = crop_box(img.height, img.width, th, tw);
+        if (!scaled) {
+            src = crop_box(img.height, img.width, th, tw);
+        } else {
+            const Box full = crop_box(img.source_height, img.source_width, th, tw);
+            const double sy = static_cast<double>(img.height) / img.source_height;
+            const double sx = static_cast<double>(img.width) / img.source_width;
+            src.h = std::max(1, std::min(img.height, static_cast<int>(std::lround(full.h * sy))));
+            src.w = std::max(1, std::min(img.width, static_cast<int>(std::lround(full.w * sx))));
+            src.y = std::min(img.height - src.h, static_cast<int>(std::lround(full.y * sy)));
+            src.x = std::min(img.width - src.w, static_cast<int>(std::lround(full.x * sx)));
+        }
     } else if (cfg.fit == Fit::Pad) {
-        dst = pad_box(img.height, img.width, th, tw);
+        dst = pad_box(img.source_height, img.source_width, th, tw);
         if (dst.h <= 0 || dst.w <= 0)
             throw DecodeError("pad_to_aspect_ratio: a " + std::to_string(img.height) + "x" +
                               std::to_string(img.width) + " image leaves a " +
@@ -205,7 +247,7 @@ struct EpochIterator::State {
     struct Slot {
         std::shared_ptr<Buffer> buffer;
         int remaining = -1;  // -1: not started
-        ImageFailure failure;
+        std::vector<ImageFailure> failures;
     };
     std::vector<Slot> slots;  // one per batch; buffers are dropped once handed out
 
@@ -265,11 +307,13 @@ struct EpochIterator::State {
             {
                 std::lock_guard<std::mutex> lk(mu);
                 Slot& s = slots[b];
-                if (!reason.empty() && (s.failure.position < 0 || pos < s.failure.position)) {
-                    s.failure.position = pos;
-                    s.failure.file_index = file;
-                    s.failure.path = (*paths)[file];
-                    s.failure.reason = std::move(reason);
+                if (!reason.empty()) {
+                    ImageFailure f;
+                    f.position = pos;
+                    f.file_index = file;
+                    f.path = (*paths)[file];
+                    f.reason = std::move(reason);
+                    s.failures.push_back(std::move(f));
                 }
                 if (--s.remaining == 0) done_cv.notify_all();
             }
@@ -316,13 +360,32 @@ EpochIterator::Status EpochIterator::next(Batch& out, int timeout_ms) {
     out.first_position = b * s.batch_size;
     out.count = static_cast<int>(s.batch_count(b));
     s.consumed = b + 1;
-    ImageFailure failure = std::move(slot.failure);
+    std::vector<ImageFailure> failures = std::move(slot.failures);
     lk.unlock();
     s.work_cv.notify_all();
-    if (failure.position >= 0) {
+    out.failures.clear();
+    if (failures.empty()) return Status::Ready;
+    std::sort(failures.begin(), failures.end(),
+              [](const ImageFailure& a, const ImageFailure& b) { return a.position < b.position; });
+    if (!s.cfg.skip_errors) {
         out.buffer.reset();
-        throw BatchFailure(std::move(failure));
+        throw BatchFailure(std::move(failures.front()));
     }
+    // Pack the surviving samples to the front, keeping their order.
+    const size_t sample = s.cfg.sample_bytes();
+    int write = 0;
+    size_t f = 0;
+    for (int i = 0; i < out.count; ++i) {
+        if (f < failures.size() && failures[f].position == out.first_position + i) {
+            ++f;
+            continue;
+        }
+        if (write != i)
+            std::memmove(out.buffer->data + write * sample, out.buffer->data + i * sample, sample);
+        ++write;
+    }
+    out.count = write;
+    out.failures = std::move(failures);
     return Status::Ready;
 }
 
@@ -356,6 +419,85 @@ std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int b
     EpochIterator::State* raw = st.get();
     for (int i = 0; i < threads; ++i) raw->threads.emplace_back([raw] { raw->worker(); });
     return std::unique_ptr<EpochIterator>(new EpochIterator(std::move(st)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking files without producing batches
+
+struct FileChecker::State {
+    std::vector<std::string> paths;
+    DecodeOptions opts;
+    std::atomic<int64_t> next{0}, finished{0};
+    std::atomic<bool> cancelled{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<ImageFailure> failures;
+    std::vector<std::thread> threads;
+    int running = 0;
+
+    void worker() {
+        Scratch scratch;
+        const int64_t n = static_cast<int64_t>(paths.size());
+        for (;;) {
+            const int64_t i = next.fetch_add(1);
+            if (i >= n || cancelled.load()) break;
+            std::string reason;
+            try {
+                read_file(paths[i], scratch.file);
+                decode_image(scratch.file.data(), scratch.file.size(), opts, scratch.image);
+            } catch (const std::bad_alloc&) {
+                reason = "out of memory while decoding";
+            } catch (const std::exception& e) {
+                reason = e.what();
+            }
+            if (!reason.empty()) {
+                ImageFailure f;
+                f.file_index = i;
+                f.path = paths[i];
+                f.reason = std::move(reason);
+                std::lock_guard<std::mutex> lk(mu);
+                failures.push_back(std::move(f));
+            }
+            finished.fetch_add(1);
+        }
+        std::lock_guard<std::mutex> lk(mu);
+        if (--running == 0) cv.notify_all();
+    }
+};
+
+FileChecker::FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads)
+    : s_(std::make_unique<State>()) {
+    s_->paths = std::move(paths);
+    s_->opts.channels = channels;
+    s_->opts.max_pixels = max_pixels;
+    if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    num_threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, static_cast<int64_t>(s_->paths.size()))));
+    s_->running = num_threads;
+    State* raw = s_.get();
+    for (int i = 0; i < num_threads; ++i) s_->threads.emplace_back([raw] { raw->worker(); });
+}
+
+FileChecker::~FileChecker() {
+    cancel();
+    for (auto& t : s_->threads)
+        if (t.joinable()) t.join();
+}
+
+bool FileChecker::wait(int timeout_ms) {
+    std::unique_lock<std::mutex> lk(s_->mu);
+    return s_->cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return s_->running == 0; });
+}
+
+void FileChecker::cancel() { s_->cancelled.store(true); }
+int64_t FileChecker::done() const { return s_->finished.load(); }
+int64_t FileChecker::total() const { return static_cast<int64_t>(s_->paths.size()); }
+
+std::vector<ImageFailure> FileChecker::failures() {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    auto out = s_->failures;
+    std::sort(out.begin(), out.end(),
+              [](const ImageFailure& a, const ImageFailure& b) { return a.file_index < b.file_index; });
+    return out;
 }
 
 void Loader::load_one(size_t index, uint8_t* out) const {

@@ -31,6 +31,8 @@ struct LoaderConfig {
     int prefetch = 2;     // batches prepared ahead of the consumer
     int64_t max_pixels = int64_t(1) << 28;
     bool lock_memory = false;  // page-lock batch buffers (mlock)
+    bool skip_errors = false;  // drop failing files from their batch instead of failing it
+    bool jpeg_downscale = false;  // opt-in DCT-domain 1/2, 1/4, 1/8 while still >= target
 
     size_t sample_bytes() const {
         return static_cast<size_t>(height) * width * channels *
@@ -84,7 +86,10 @@ struct ImageFailure {
 struct Batch {
     std::shared_ptr<Buffer> buffer;
     int64_t first_position = 0;  // index into the epoch order of the first sample
-    int count = 0;
+    int count = 0;               // samples in the buffer (after dropping failures)
+    // With skip_errors: the files dropped from this batch, by position. The samples that
+    // remain keep their relative order and are packed at the front of the buffer.
+    std::vector<ImageFailure> failures;
 };
 
 class Loader;
@@ -132,6 +137,25 @@ class Loader {
     std::shared_ptr<const std::vector<std::string>> paths_;
     LoaderConfig cfg_;
     mutable std::shared_ptr<BufferPool> pool_;
+};
+
+// Decodes every file fully (no resize) on `num_threads` threads and reports the ones that
+// fail. Progress can be polled from another thread; `cancel` stops it early.
+class FileChecker {
+  public:
+    FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads);
+    ~FileChecker();
+    // Waits up to timeout_ms; returns true when every file has been checked.
+    bool wait(int timeout_ms);
+    void cancel();
+    int64_t done() const;
+    int64_t total() const;
+    std::vector<ImageFailure> failures();  // sorted by file index; call after wait() is true
+
+    struct State;
+
+  private:
+    std::unique_ptr<State> s_;
 };
 
 // Decode + fit + resize of one encoded image into one output sample; exposed for tests

@@ -1,0 +1,70 @@
+"""Checking files before training: a full decode of every file, in parallel, with progress."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, List, Optional, Sequence
+
+from . import _core
+from .errors import SkippedFile
+
+_CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}
+
+
+def _progress_bar(stream=None) -> Callable[[int, int], None]:
+    stream = stream or sys.stderr
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.1:
+            return
+        last[0] = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        stream.write(f"\rChecking files [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def default_progress(verbose: bool = True) -> Optional[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal and ``verbose``; otherwise nothing."""
+    if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+        return _progress_bar()
+    return None
+
+
+def validate_files(
+    file_paths: Sequence[str],
+    color_mode: str = "rgb",
+    *,
+    max_pixels: int = 1 << 28,
+    num_threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> List[SkippedFile]:
+    """Decodes every file in full and returns the ones that fail, with the reason.
+
+    ``progress(done, total)`` is called about ten times a second from the calling thread.
+    Ctrl-C stops the check promptly.
+    """
+    if color_mode not in _CHANNELS:
+        raise ValueError(
+            '`color_mode` must be one of {"rgb", "rgba", "grayscale"}. ' f"Received: color_mode={color_mode}"
+        )
+    paths = [str(p) for p in file_paths]
+    if not paths:
+        return []
+    checker = _core.FileChecker(paths, _CHANNELS[color_mode], max_pixels, num_threads or 0)
+    try:
+        while not checker.wait(100):
+            if progress is not None:
+                progress(checker.done, checker.total)
+        if progress is not None:
+            progress(checker.total, checker.total)
+    finally:
+        checker.cancel()
+    return [SkippedFile(path, reason) for _, path, reason in checker.failures()]
