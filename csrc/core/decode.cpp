@@ -27,7 +27,7 @@ const char* format_name(ImageFormat f) {
 ImageFormat sniff_format(const uint8_t* d, size_t n) {
     if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return ImageFormat::Jpeg;
     if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageFormat::Png;
-    if (n >= 3 && std::memcmp(d, "GIF", 3) == 0) return ImageFormat::Gif;
+    if (n >= 4 && std::memcmp(d, "GIF8", 4) == 0) return ImageFormat::Gif;
     if (n >= 2 && d[0] == 'B' && d[1] == 'M') return ImageFormat::Bmp;
     if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
         return ImageFormat::WebP;

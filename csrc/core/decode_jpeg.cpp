@@ -61,6 +61,7 @@ struct Decoder {
     ErrorMgr err;
     jpeg_source_mgr src;
     std::vector<uint8_t> cmyk_row;
+    std::vector<uint8_t> row_mask;
 
     Decoder() {
         cinfo.err = jpeg_std_error(&err.pub);
@@ -82,6 +83,9 @@ Decoder& thread_decoder() {
     thread_local Decoder dec;
     return dec;
 }
+
+// Shorter runs of unneeded rows are decoded anyway: skipping works in whole iMCU rows.
+constexpr JDIMENSION kMinSkip = 16;
 
 [[noreturn]] void fail_truncated() {
     throw DecodeError("truncated JPEG data (the file ends before the image is complete)");
@@ -188,9 +192,28 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     } else {
         const int got_c = cinfo.output_components;  // 1 or 3
         const size_t dec_stride = static_cast<size_t>(w) * got_c;
+        // Rows the resize will never read are skipped (entropy-decoded only, no IDCT,
+        // upsampling or colour conversion); the rows that are read come out identical.
+        bool skipping = false;
+        if (opts.rows_needed && cinfo.scale_denom == 1) {
+            dec.row_mask.assign(static_cast<size_t>(h), 0);
+            skipping = opts.rows_needed(opts.rows_ctx, static_cast<int>(h), static_cast<int>(w),
+                                        dec.row_mask.data());
+        }
         JSAMPROW rows[16];
         while (cinfo.output_scanline < cinfo.output_height) {
             const JDIMENSION y0 = cinfo.output_scanline;
+            if (skipping && !dec.row_mask[y0]) {
+                JDIMENSION run = 0;
+                while (y0 + run < cinfo.output_height && !dec.row_mask[y0 + run]) ++run;
+                if (run >= kMinSkip) {
+                    if (jpeg_skip_scanlines(&cinfo, run) != run || cinfo.client_data) {
+                        jpeg_abort_decompress(&cinfo);
+                        fail_truncated();
+                    }
+                    continue;
+                }
+            }
             const int n = static_cast<int>(std::min<JDIMENSION>(16, cinfo.output_height - y0));
             // RGBA: decode RGB into the tail of each row, then expand in place left to right.
             for (int i = 0; i < n; ++i)

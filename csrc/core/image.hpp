@@ -44,6 +44,11 @@ struct DecodeOptions {
     // largest allowed denominator (1, 2, 4 or 8). Null: always decode at full size.
     int (*choose_jpeg_scale)(const void* ctx, int height, int width) = nullptr;
     const void* scale_ctx = nullptr;
+    // Optional: given the decoded (height, width), marks the rows the caller will read in
+    // `mask` (height bytes, zeroed) and returns true; rows left unmarked may be skipped and
+    // their pixels left undefined. Returns false when every row is needed.
+    bool (*rows_needed)(const void* ctx, int height, int width, uint8_t* mask) = nullptr;
+    const void* rows_ctx = nullptr;
 };
 
 enum class ImageFormat { Unknown, Jpeg, Png, Gif, Bmp, WebP };

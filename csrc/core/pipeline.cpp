@@ -146,6 +146,23 @@ int choose_scale(const void* ctx, int H, int W) {
     return 1;
 }
 
+struct RowsTarget {
+    const LoaderConfig* cfg;
+};
+
+bool rows_needed(const void* ctx, int H, int W, uint8_t* mask) {
+    const LoaderConfig& cfg = *static_cast<const RowsTarget*>(ctx)->cfg;
+    int y0 = 0, in_h = H, out_h = cfg.height;
+    if (cfg.fit == Fit::Crop) {
+        const Box b = crop_box(H, W, cfg.height, cfg.width);
+        y0 = b.y;
+        in_h = b.h;
+    } else if (cfg.fit == Fit::Pad) {
+        out_h = pad_box(H, W, cfg.height, cfg.width).h;
+    }
+    return rows_read_by_resize(cfg.interpolation, in_h, out_h, mask + y0);
+}
+
 uint8_t to_u8(float v) {
     // Round half away from zero after clamping (the documented uint8 conversion).
     if (!(v > 0.0f)) return 0;
@@ -165,6 +182,9 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
         dopts.choose_jpeg_scale = choose_scale;
         dopts.scale_ctx = &target;
     }
+    const RowsTarget rows_target{&cfg};
+    dopts.rows_needed = rows_needed;
+    dopts.rows_ctx = &rows_target;
     Image& img = scratch.image;
     decode_image(data, size, dopts, img);
 

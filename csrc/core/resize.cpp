@@ -43,50 +43,83 @@ std::vector<Tap> bilinear_taps(int in, int out) {
     return taps;
 }
 
+// One source row, horizontally: out = l + (r - l) * t per output pixel and channel, the
+// float operations TF does, in its order (so the result is bit-identical).
+template <int C>
+void bilinear_row_c(const uint8_t* __restrict s, const int32_t* __restrict lo,
+                    const int32_t* __restrict hi, const float* __restrict t, float* __restrict out,
+                    int ow, int c_rt) {
+    const int c = C > 0 ? C : c_rt;
+    for (int x = 0; x < ow; ++x) {
+        const uint8_t* a = s + lo[x];
+        const uint8_t* b = s + hi[x];
+        const float tt = t[x];
+        float* o = out + static_cast<size_t>(x) * c;
+        for (int k = 0; k < c; ++k) {
+            const float l = static_cast<float>(a[k]);
+            o[k] = l + (static_cast<float>(b[k]) - l) * tt;
+        }
+    }
+}
+
+void bilinear_row(const uint8_t* s, const int32_t* lo, const int32_t* hi, const float* t, float* out,
+                  int ow, int c) {
+    switch (c) {
+        case 1: return bilinear_row_c<1>(s, lo, hi, t, out, ow, c);
+        case 3: return bilinear_row_c<3>(s, lo, hi, t, out, ow, c);
+        case 4: return bilinear_row_c<4>(s, lo, hi, t, out, ow, c);
+        default: return bilinear_row_c<0>(s, lo, hi, t, out, ow, c);
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void bilinear_lerp(const float* __restrict top, const float* __restrict bot, float t,
+                   float* __restrict out, int n) {
+    for (int j = 0; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
+}
+
 void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int oh, int ow, size_t dst_stride) {
     const auto ys = bilinear_taps(h, oh);
     const auto xs = bilinear_taps(w, ow);
-    // Rows of the source converted to float once per distinct source row, so each output
-    // row is two float row lookups and the lerps.
-    std::vector<float> top(static_cast<size_t>(ow) * c), bot(static_cast<size_t>(ow) * c);
-    std::vector<float> rowf(static_cast<size_t>(w) * c);
-    auto horizontal = [&](int y, std::vector<float>& out) {
-        const uint8_t* s = src + static_cast<size_t>(y) * src_stride;
-        for (size_t k = 0; k < rowf.size(); ++k) rowf[k] = static_cast<float>(s[k]);
-        // Keep the (left, right) pair per output column; the vertical lerp needs
-        // top = tl + (tr - tl) * x and bottom likewise, exactly as TF computes them.
-        for (int x = 0; x < ow; ++x) {
-            const float* l = &rowf[static_cast<size_t>(xs[x].lo) * c];
-            const float* r = &rowf[static_cast<size_t>(xs[x].hi) * c];
-            const float t = xs[x].t;
-            float* o = &out[static_cast<size_t>(x) * c];
-            for (int k = 0; k < c; ++k) o[k] = l[k] + (r[k] - l[k]) * t;
-        }
+    const int n = ow * c;
+    // Per output pixel: byte offsets of both taps in a source row, and the weight.
+    std::vector<int32_t> lo(static_cast<size_t>(ow)), hi(static_cast<size_t>(ow));
+    std::vector<float> tx(static_cast<size_t>(ow));
+    for (int x = 0; x < ow; ++x) {
+        lo[x] = xs[x].lo * c;
+        hi[x] = xs[x].hi * c;
+        tx[x] = xs[x].t;
+    }
+    // Two horizontally resized rows, reused while consecutive output rows share source rows.
+    std::vector<float> buf0(static_cast<size_t>(n)), buf1(static_cast<size_t>(n));
+    float* rows[2] = {buf0.data(), buf1.data()};
+    int which[2] = {-1, -1};  // source row held by rows[0], rows[1]
+    auto fill = [&](int slot, int y) {
+        bilinear_row(src + static_cast<size_t>(y) * src_stride, lo.data(), hi.data(), tx.data(), rows[slot], ow, c);
+        which[slot] = y;
     };
-    int have_top = -1, have_bot = -1;
     for (int y = 0; y < oh; ++y) {
         const Tap& ty = ys[y];
-        if (ty.lo == have_bot && ty.lo != have_top) {
-            std::swap(top, bot);
-            std::swap(have_top, have_bot);
+        int ts = which[0] == ty.lo ? 0 : (which[1] == ty.lo ? 1 : -1);
+        int bs = which[0] == ty.hi ? 0 : (which[1] == ty.hi ? 1 : -1);
+        if (ts < 0) {
+            ts = bs == 0 ? 1 : 0;
+            fill(ts, ty.lo);
         }
-        if (ty.lo != have_top) {
-            horizontal(ty.lo, top);
-            have_top = ty.lo;
-        }
-        if (ty.hi != have_bot) {
-            if (ty.hi == have_top) {
-                bot = top;
+        if (bs < 0) {
+            if (ty.hi == ty.lo) {
+                bs = ts;
             } else {
-                horizontal(ty.hi, bot);
+                bs = 1 - ts;
+                fill(bs, ty.hi);
             }
-            have_bot = ty.hi;
         }
-        float* o = dst + static_cast<size_t>(y) * dst_stride;
-        const float t = ty.t;
-        const size_t n = static_cast<size_t>(ow) * c;
-        for (size_t k = 0; k < n; ++k) o[k] = top[k] + (bot[k] - top[k]) * t;
+        const float* top = rows[ts];
+        const float* bot = rows[bs];
+        bilinear_lerp(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
     }
 }
 
@@ -484,6 +517,19 @@ void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride,
             return resize_scale_translate(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride,
                                           method);
     }
+}
+
+bool rows_read_by_resize(Interpolation method, int in, int out, uint8_t* mask) {
+    if (in <= 0 || out <= 0) return false;
+    if (method == Interpolation::Bilinear) {
+        for (const Tap& t : bilinear_taps(in, out)) mask[t.lo] = mask[t.hi] = 1;
+        return true;
+    }
+    if (method == Interpolation::Nearest) {
+        for (int i : nearest_index(in, out)) mask[i] = 1;
+        return true;
+    }
+    return false;
 }
 
 void resize_nearest_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,

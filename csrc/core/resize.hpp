@@ -19,6 +19,11 @@ Interpolation parse_interpolation(const std::string& name);
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int out_h, int out_w, size_t dst_stride, Interpolation method);
 
+// Marks mask[r] = 1 for each of the `in` source rows that resizing `in` rows to `out` reads
+// (bilinear and nearest read at most two rows per output row). Returns false, marking
+// nothing, for methods whose kernels may read any row.
+bool rows_read_by_resize(Interpolation method, int in, int out, uint8_t* mask);
+
 // Nearest neighbour keeps uint8 (as TF does); writes uint8 HWC.
 void resize_nearest_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
                        int out_h, int out_w, size_t dst_stride);
