@@ -599,7 +599,7 @@ def gif_refusals():
         "zero-height": (make_gif([dict(indices=idx, h=0)], gct=pal16), "zero width"),
         "no-image": (make_gif([], gct=pal16), "no image"),
         "unknown-block-before-image": (good[:13 + 48] + b"\x99" + good[13 + 48:], "unexpected GIF block"),
-        "bad-signature": (b"GIF7" + good[4:], "signature"),
+        "bad-signature": (b"GIF7" + good[4:], "unknown image file format"),  # TF needs "GIF8" too
         "header-only": (good[:13], "truncated"),
         "truncated-global-table": (good[:40], "truncated"),
         "truncated-descriptor": (good[:13 + 48 + 5], "truncated"),
