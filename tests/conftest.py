@@ -81,3 +81,19 @@ def tf():
 @pytest.fixture(scope="session")
 def keras(tf):
     return pytest.importorskip("keras")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints how many Keras-vs-pyimgdir comparisons ran and the largest pixel difference
+    seen per interpolation method (the parity suite's figures)."""
+    try:
+        from parity_util import Stats
+    except ImportError:
+        return
+    if not Stats.cases:
+        return
+    tr = terminalreporter
+    tr.section("pyimgdir vs Keras")
+    tr.write_line(f"dataset calls compared against Keras: {Stats.cases}; samples compared: {Stats.samples}")
+    for method, diff in sorted(Stats.max_diff.items()):
+        tr.write_line(f"  {method:<14} largest |pixel difference|: {diff:g}")

@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 
+import pyimgdir
+
 
 @contextlib.contextmanager
 def captured_stdout():
@@ -66,7 +68,54 @@ class Stats:
 
     max_diff: dict = {}
     cases = 0
+    samples = 0
 
     @classmethod
     def record(cls, method: str, diff: float) -> None:
         cls.max_diff[method] = max(cls.max_diff.get(method, 0.0), float(diff))
+
+
+def compare(keras, directory, tol=0.0, **kwargs):
+    """Runs both loaders; asserts equal output, stdout and errors. Returns pyimgdir's result."""
+    # Keras shuffles a labels list in place: give each loader its own copy.
+    k_kwargs, p_kwargs = dict(kwargs), dict(kwargs)
+    if isinstance(kwargs.get("labels"), list):
+        k_kwargs["labels"], p_kwargs["labels"] = list(kwargs["labels"]), list(kwargs["labels"])
+    k_res, k_exc, k_out = run(keras.utils.image_dataset_from_directory, directory, **k_kwargs)
+    p_res, p_exc, p_out = run(pyimgdir.image_dataset_from_directory, directory, **p_kwargs)
+    assert p_out == k_out
+    if k_exc is not None:
+        assert p_exc is not None, f"Keras raised {k_exc!r}, pyimgdir did not"
+        assert type(p_exc) is type(k_exc) or isinstance(p_exc, type(k_exc))
+        assert str(p_exc) == str(k_exc)
+        return None
+    assert p_exc is None, f"pyimgdir raised {p_exc!r}, Keras did not"
+    assert type(p_res) is type(k_res) if isinstance(k_res, list) else not isinstance(p_res, list)
+    Stats.cases += 1
+    method = str(kwargs.get("interpolation", "bilinear")).lower()
+    for kd, pd in zip(as_list(k_res), as_list(p_res)):
+        assert pd.file_paths == kd.file_paths
+        assert pd.class_names == kd.class_names
+        assert pd.element_spec == kd.element_spec
+        assert len(pd) == len(kd)
+        batched = kwargs.get("batch_size", 32) is not None
+        k_els, p_els = elements(kd), elements(pd)
+        k_s, p_s = per_sample(k_els, batched), per_sample(p_els, batched)
+        assert len(k_s) == len(p_s) == len(kd.file_paths)
+        Stats.samples += len(p_s)
+        shuffled_per_epoch = kwargs.get("shuffle", True) and not (
+            kwargs.get("subset") == "both" and kd is as_list(k_res)[1]
+        )
+        if shuffled_per_epoch:
+            # Same multiset of (image, label); order differs by design.
+            assert sorted(digest(x, y) for x, y in p_s) == sorted(digest(x, y) for x, y in k_s)
+            Stats.record(method, 0.0)
+        else:
+            for (kx, ky), (px, py) in zip(k_s, p_s):
+                assert px.dtype == kx.dtype and px.shape == kx.shape
+                diff = np.abs(px.astype(np.float64) - kx.astype(np.float64)).max()
+                Stats.record(method, diff)
+                assert diff <= tol
+                if ky is not None:
+                    np.testing.assert_array_equal(py, ky)
+    return p_res

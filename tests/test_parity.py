@@ -16,7 +16,7 @@ import pytest
 
 import pyimgdir
 from conftest import photo_like, write_image
-from parity_util import Stats, as_list, digest, elements, per_sample, run
+from parity_util import compare, run
 
 pytestmark = pytest.mark.tf
 
@@ -55,51 +55,6 @@ def tree(tmp_path_factory):
     write_image(root / "_u" / "alpha.png", rgba)
     write_image(root / "a" / "prog.jpg", photo_like(rng, 41, 57), quality=80, progressive=True)
     return root
-
-
-def compare(keras, directory, tol=0.0, **kwargs):
-    """Runs both loaders; asserts equal output, stdout and errors. Returns pyimgdir's result."""
-    # Keras shuffles a labels list in place: give each loader its own copy.
-    k_kwargs, p_kwargs = dict(kwargs), dict(kwargs)
-    if isinstance(kwargs.get("labels"), list):
-        k_kwargs["labels"], p_kwargs["labels"] = list(kwargs["labels"]), list(kwargs["labels"])
-    k_res, k_exc, k_out = run(keras.utils.image_dataset_from_directory, directory, **k_kwargs)
-    p_res, p_exc, p_out = run(pyimgdir.image_dataset_from_directory, directory, **p_kwargs)
-    assert p_out == k_out
-    if k_exc is not None:
-        assert p_exc is not None, f"Keras raised {k_exc!r}, pyimgdir did not"
-        assert type(p_exc) is type(k_exc) or isinstance(p_exc, type(k_exc))
-        assert str(p_exc) == str(k_exc)
-        return None
-    assert p_exc is None, f"pyimgdir raised {p_exc!r}, Keras did not"
-    assert type(p_res) is type(k_res) if isinstance(k_res, list) else not isinstance(p_res, list)
-    Stats.cases += 1
-    method = kwargs.get("interpolation", "bilinear")
-    for kd, pd in zip(as_list(k_res), as_list(p_res)):
-        assert pd.file_paths == kd.file_paths
-        assert pd.class_names == kd.class_names
-        assert pd.element_spec == kd.element_spec
-        assert len(pd) == len(kd)
-        batched = kwargs.get("batch_size", 32) is not None
-        k_els, p_els = elements(kd), elements(pd)
-        k_s, p_s = per_sample(k_els, batched), per_sample(p_els, batched)
-        assert len(k_s) == len(p_s) == len(kd.file_paths)
-        shuffled_per_epoch = kwargs.get("shuffle", True) and not (
-            kwargs.get("subset") == "both" and kd is as_list(k_res)[1]
-        )
-        if shuffled_per_epoch:
-            # Same multiset of (image, label); order differs by design.
-            assert sorted(digest(x, y) for x, y in p_s) == sorted(digest(x, y) for x, y in k_s)
-            Stats.record(method, 0.0)
-        else:
-            for (kx, ky), (px, py) in zip(k_s, p_s):
-                assert px.dtype == kx.dtype and px.shape == kx.shape
-                diff = np.abs(px.astype(np.float64) - kx.astype(np.float64)).max()
-                Stats.record(method, diff)
-                assert diff <= tol
-                if ky is not None:
-                    np.testing.assert_array_equal(py, ky)
-    return p_res
 
 
 @pytest.mark.parametrize(
