@@ -17,12 +17,51 @@ using namespace pyimgdir;
 
 namespace {
 
+// Paths cross the boundary as the OS sees them: bytes in the filesystem encoding, with
+// undecodable bytes as surrogate escapes (what os.fsencode / os.fsdecode do), so names
+// that are not valid UTF-8 round-trip exactly.
+std::string fs_path(py::handle obj) {
+    PyObject* bytes = nullptr;
+    if (PyUnicode_Check(obj.ptr())) {
+        bytes = PyUnicode_EncodeFSDefault(obj.ptr());
+        if (!bytes) throw py::error_already_set();
+    } else if (PyBytes_Check(obj.ptr())) {
+        bytes = obj.ptr();
+        Py_INCREF(bytes);
+    } else {
+        py::object p = py::module_::import("os").attr("fsencode")(obj);
+        bytes = p.release().ptr();
+    }
+    std::string out(PyBytes_AS_STRING(bytes), static_cast<size_t>(PyBytes_GET_SIZE(bytes)));
+    Py_DECREF(bytes);
+    return out;
+}
+
+std::vector<std::string> fs_paths(const py::iterable& items) {
+    std::vector<std::string> out;
+    if (py::isinstance<py::sequence>(items)) out.reserve(py::len(items));
+    for (py::handle h : items) out.push_back(fs_path(h));
+    return out;
+}
+
+py::str fs_str(const std::string& s) {
+    PyObject* u = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    if (!u) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(u);
+}
+
+py::list fs_list(const std::vector<std::string>& v) {
+    py::list out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = fs_str(v[i]);
+    return out;
+}
+
 py::object load_error_class() { return py::module_::import("pyimgdir.errors").attr("ImageLoadError"); }
 
 [[noreturn]] void raise_load_error(const std::string& path, const std::string& reason, int64_t position,
                                    int64_t file_index) {
     py::object cls = load_error_class();
-    py::object exc = cls(py::str(path), py::str(reason), position, file_index);
+    py::object exc = cls(fs_str(path), py::str(py::bytes(reason).attr("decode")("utf-8", "replace")), position, file_index);
     PyErr_SetObject(cls.ptr(), exc.ptr());
     throw py::error_already_set();
 }
@@ -95,8 +134,9 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "walk",
-        [](const std::vector<std::string>& tops, const std::vector<std::string>& prefixes,
-           bool follow_links, const std::vector<std::string>& extensions, int num_threads) {
+        [](const py::iterable& tops_in, const py::iterable& prefixes_in, bool follow_links,
+           const std::vector<std::string>& extensions, int num_threads) {
+            const std::vector<std::string> tops = fs_paths(tops_in), prefixes = fs_paths(prefixes_in);
             if (tops.size() != prefixes.size()) throw std::invalid_argument("tops and prefixes differ in length");
             WalkOptions o;
             o.follow_links = follow_links;
@@ -107,8 +147,9 @@ PYBIND11_MODULE(_core, m) {
                 py::gil_scoped_release nogil;
                 r = walk(tops, prefixes, o);
             }
-            return py::make_tuple(py::cast(std::move(r.files)), py::cast(std::move(r.unreadable_directories)),
-                                  r.directories_listed);
+            py::list files(r.files.size());
+            for (size_t i = 0; i < r.files.size(); ++i) files[i] = fs_list(r.files[i]);
+            return py::make_tuple(files, fs_list(r.unreadable_directories), r.directories_listed);
         },
         py::arg("tops"), py::arg("prefixes"), py::arg("follow_links"), py::arg("extensions"),
         py::arg("num_threads") = 0);
@@ -180,7 +221,8 @@ PYBIND11_MODULE(_core, m) {
                      if (st == EpochIterator::Status::Ready) {
                          py::list failures;
                          for (const auto& f : b.failures)
-                             failures.append(py::make_tuple(f.position, f.file_index, f.path, f.reason));
+                             failures.append(py::make_tuple(f.position, f.file_index, fs_str(f.path),
+                                                            py::bytes(f.reason).attr("decode")("utf-8", "replace")));
                          return py::make_tuple(batch_view(b.buffer, b.count, cfg), b.first_position, failures);
                      }
                      // Timed out: let Ctrl-C and other signals through, then keep waiting.
@@ -208,8 +250,11 @@ PYBIND11_MODULE(_core, m) {
         });
 
     py::class_<FileChecker>(m, "FileChecker")
-        .def(py::init<std::vector<std::string>, int, int64_t, int>(), py::arg("paths"), py::arg("channels") = 3,
-             py::arg("max_pixels") = int64_t(1) << 28, py::arg("num_threads") = 0)
+        .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads) {
+                 return std::make_unique<FileChecker>(fs_paths(paths), channels, max_pixels, num_threads);
+             }),
+             py::arg("paths"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
+             py::arg("num_threads") = 0)
         .def("wait",
              [](FileChecker& c, int timeout_ms) {
                  py::gil_scoped_release nogil;
@@ -220,17 +265,19 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("total", &FileChecker::total)
         .def("failures", [](FileChecker& c) {
             py::list out;
-            for (const auto& f : c.failures()) out.append(py::make_tuple(f.file_index, f.path, f.reason));
+            for (const auto& f : c.failures())
+                out.append(py::make_tuple(f.file_index, fs_str(f.path),
+                                          py::bytes(f.reason).attr("decode")("utf-8", "replace")));
             return out;
         });
 
     py::class_<Loader>(m, "Loader")
-        .def(py::init([](std::vector<std::string> paths, int height, int width, int channels,
+        .def(py::init([](const py::iterable& paths, int height, int width, int channels,
                          const std::string& interpolation, const std::string& fit, bool channels_first,
                          const std::string& dtype, int num_threads, int prefetch, int64_t max_pixels,
                          bool lock_memory, bool skip_errors, bool jpeg_downscale) {
                  return std::make_unique<Loader>(
-                     std::move(paths),
+                     fs_paths(paths),
                      make_config(height, width, channels, interpolation, fit, channels_first, dtype, num_threads,
                                  prefetch, max_pixels, lock_memory, skip_errors, jpeg_downscale));
              }),

@@ -102,3 +102,20 @@ def test_thread_count_does_not_change_order(tmp_path):
     for threads in (1, 2, 5):
         files, _, _ = _core.walk([str(top)], [""], False, FORMATS, threads)
         assert files[0] == ref
+
+
+def test_non_utf8_and_unicode_names_sort_like_python(tmp_path):
+    top = tmp_path / "u"
+    top.mkdir()
+    names = [b"a.jpg", b"\xe4\xb8\xad.jpg", b"\x80bad.jpg", b"\xffz.png", b"\xc3\xa9.png", b"Z.png",
+             b"\xf0\x9f\x98\x80.jpg", b"\xed\xa0\x80s.png", b"\xc0\xafo.png"]
+    for n in names:
+        with open(os.path.join(os.fsencode(top), n), "wb"):
+            pass
+        os.makedirs(os.path.join(os.fsencode(top), b"d" + n[:-4]), exist_ok=True)
+        with open(os.path.join(os.fsencode(top), b"d" + n[:-4], b"f.png"), "wb"):
+            pass
+    assert core_order(str(top), False) == keras_order(str(top), False)
+    # paths round-trip to the exact bytes on disk
+    for rel in core_order(str(top), False):
+        assert os.path.exists(os.path.join(str(top), rel))

@@ -62,6 +62,80 @@ bool has_allowed_extension(const char* name, size_t len, const std::vector<std::
     return false;
 }
 
+// Python sorts names as str: by code point, after decoding the bytes as UTF-8 with
+// undecodable bytes mapped to U+DC80..U+DCFF (surrogateescape). For valid UTF-8 that is
+// byte order; names with other bytes need the decoded comparison.
+std::u32string python_key(const std::string& s) {
+    std::u32string out;
+    out.reserve(s.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        int len = 0;
+        char32_t cp = 0;
+        if (c < 0x80) {
+            len = 1;
+            cp = c;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        }
+        bool ok = len > 0 && i + len <= n;
+        for (int k = 1; ok && k < len; ++k) {
+            if ((p[i + k] & 0xC0) != 0x80) ok = false;
+            else cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        // Overlong forms, surrogates and values past U+10FFFF are invalid too.
+        if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+                   (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+            ok = false;
+        if (ok) {
+            out.push_back(cp);
+            i += static_cast<size_t>(len);
+        } else {
+            out.push_back(0xDC00 + c);
+            i += 1;
+        }
+    }
+    return out;
+}
+
+bool all_ascii(const std::string& s) {
+    for (unsigned char c : s)
+        if (c >= 0x80) return false;
+    return true;
+}
+
+// Sorts in Python's str order.
+template <typename T, typename Key>
+void python_sort(std::vector<T>& items, Key key) {
+    bool simple = true;
+    for (const auto& it : items)
+        if (!all_ascii(key(it))) {
+            simple = false;
+            break;
+        }
+    if (simple) {
+        std::sort(items.begin(), items.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+        return;
+    }
+    std::vector<std::pair<std::u32string, size_t>> keys(items.size());
+    for (size_t i = 0; i < items.size(); ++i) keys[i] = {python_key(key(items[i])), i};
+    std::sort(keys.begin(), keys.end());
+    std::vector<T> sorted;
+    sorted.reserve(items.size());
+    for (auto& k : keys) sorted.push_back(std::move(items[k.second]));
+    items = std::move(sorted);
+}
+
 class Walker {
   public:
     Walker(const std::vector<std::string>& tops, const WalkOptions& opts)
@@ -162,7 +236,7 @@ class Walker {
             }
         }
         ::closedir(d);
-        std::sort(out.files.begin(), out.files.end());
+        python_sort(out.files, [](const std::string& f) -> const std::string& { return f; });
         return true;
     }
 
@@ -196,8 +270,7 @@ WalkResult walk(const std::vector<std::string>& tops, const std::vector<std::str
     result.files.resize(tops.size());
     for (size_t t = 0; t < tops.size(); ++t) {
         auto& dirs = per_top[t];
-        std::sort(dirs.begin(), dirs.end(),
-                  [](const Listed& a, const Listed& b) { return a.rel < b.rel; });
+        python_sort(dirs, [](const Listed& d) -> const std::string& { return d.rel; });
         size_t total = 0;
         for (auto& d : dirs) total += d.files.size();
         auto& out = result.files[t];
