@@ -52,6 +52,48 @@ def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
+def _check_shard(shard, input_context, remainder):
+    if remainder not in ("pad", "drop"):
+        raise ValueError(f'`shard_remainder` must be "pad" or "drop". Received: {remainder}')
+    if input_context is not None:
+        if shard is not None:
+            raise ValueError("Pass either `shard` or `input_context`, not both.")
+        try:
+            shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
+        except AttributeError:
+            raise ValueError(
+                "`input_context` must be a tf.distribute.InputContext "
+                f"(with input_pipeline_id and num_input_pipelines). Received: {input_context!r}"
+            ) from None
+    if shard is None:
+        return (0, 1)
+    if (
+        not isinstance(shard, (tuple, list))
+        or len(shard) != 2
+        or not all(_is_int(v) for v in shard)
+        or not 0 <= shard[0] < shard[1]
+    ):
+        raise ValueError(f"`shard` must be (index, count) with 0 <= index < count. Received: {shard}")
+    return (int(shard[0]), int(shard[1]))
+
+
+def _check_state(state, seed, shard):
+    try:
+        s_seed, epoch, batches = state["seed"], int(state["epoch"]), int(state["batches"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(
+            '`initial_state` must be a dataset\'s state(): {"seed", "epoch", "batches"}. '
+            f"Received: {state!r}"
+        ) from None
+    if seed is not None and int(seed) != int(s_seed):
+        raise ValueError(f"`initial_state` was saved with seed={s_seed}, but seed={seed} was passed.")
+    if "shard" in state and tuple(state["shard"]) != tuple(shard):
+        raise ValueError(f"`initial_state` was saved for shard {tuple(state['shard'])}, not {tuple(shard)}.")
+    if epoch < 0 or batches < 0:
+        raise ValueError(f"`initial_state` has a negative epoch or batch count: {state!r}")
+    return {"seed": int(s_seed), "epoch": epoch, "batches": batches}
+
+
 def image_dataset_from_directory(
     directory,
     labels="inferred",
@@ -80,6 +122,10 @@ def image_dataset_from_directory(
     on_error: str = "raise",
     validate: bool = False,
     jpeg_downscale: bool = False,
+    shard=None,
+    input_context=None,
+    shard_remainder: str = "pad",
+    initial_state: Optional[dict] = None,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -132,6 +178,18 @@ def image_dataset_from_directory(
         jpeg_downscale: let libjpeg-turbo decode JPEGs at 1/2, 1/4 or 1/8 scale when the
             result is still at least the target size, then resize as usual. Much faster on
             large photos; pixels differ slightly from Keras' (see README).
+        shard: ``(index, count)``: this worker's share. Every epoch's order is a
+            permutation computed from ``(seed, epoch)``, the same on every worker; shard
+            ``index`` takes every ``count``-th file of it from position ``index``. Files
+            of other shards are never read.
+        input_context: a ``tf.distribute.InputContext`` (as given to the function passed
+            to ``distribute_datasets_from_function``); sets ``shard`` from it.
+        shard_remainder: ``"pad"`` (default: the epoch is extended with its first files
+            so every shard gets the same count, like torch's DistributedSampler) or
+            ``"drop"`` (the last ``len % count`` files of each epoch's order sit out).
+        initial_state: a ``state()`` from an earlier dataset built with the same
+            arguments: iteration resumes at that epoch and batch, without decoding the
+            batches before it, and yields exactly what the uninterrupted run would have.
 
     Returns:
         A ``tf.data.Dataset`` (or :class:`NumpyDataset`) with ``class_names`` and
@@ -217,8 +275,11 @@ def image_dataset_from_directory(
     if not _is_int(max_pixels) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
 
+    shard = _check_shard(shard, input_context, shard_remainder)
+    if initial_state is not None:
+        initial_state = _check_state(initial_state, seed, shard)
     if seed is None:
-        seed = np.random.randint(1e6)
+        seed = initial_state["seed"] if initial_state is not None else np.random.randint(1e6)
 
     index = index_directory(
         directory,
@@ -263,6 +324,9 @@ def image_dataset_from_directory(
         validate=validate,
         verbose=verbose,
         jpeg_downscale=jpeg_downscale,
+        shard=shard,
+        shard_remainder=shard_remainder,
+        initial_state=initial_state,
     )
     if subset == "both":
         train = split(order, validation_split, "training")
@@ -314,6 +378,9 @@ def _build(
     validate,
     verbose,
     jpeg_downscale,
+    shard,
+    shard_remainder,
+    initial_state,
 ):
     if pad_to_aspect_ratio and crop_to_aspect_ratio:
         raise ValueError(
@@ -380,6 +447,9 @@ def _build(
         on_error=on_error,
         jpeg_downscale=jpeg_downscale,
         skipped=list(skipped),
+        shard=shard,
+        shard_remainder=shard_remainder,
+        initial_state=initial_state,
     )
     source.validated = bool(validate)
     if format == "numpy":

@@ -8,16 +8,15 @@ is never overwritten.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core
 from .errors import SkippedFile, SkippedFileWarning
-from .order import epoch_permutation
+from .order import epoch_permutation, shard_size, shard_slice
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
 _UNBATCHED_BLOCK = 32
@@ -82,6 +81,9 @@ class BatchSource:
         on_error: str = "raise",
         jpeg_downscale: bool = False,
         skipped: Optional[List[SkippedFile]] = None,
+        shard: Tuple[int, int] = (0, 1),
+        shard_remainder: str = "pad",
+        initial_state: Optional[dict] = None,
     ):
         self.file_paths = file_paths
         self.labels = labels
@@ -113,12 +115,22 @@ class BatchSource:
             skip_errors=on_error != "raise",
             jpeg_downscale=jpeg_downscale,
         )
-        self._epoch_lock = threading.Lock()
-        self._epochs = itertools.count()
+        self.shard_index, self.shard_count = shard
+        self.shard_remainder = shard_remainder
+        self._lock = threading.Lock()
+        # Position of the next batch this source hands out: (epoch, batch within it).
+        self._next_epoch = 0
+        self._resume_batch = 0
+        self._position = (0, 0)
+        if initial_state is not None:
+            self._next_epoch = int(initial_state["epoch"])
+            self._resume_batch = int(initial_state["batches"])
+            self._position = (self._next_epoch, self._resume_batch)
 
     @property
     def num_samples(self) -> int:
-        return len(self.file_paths)
+        """Samples per epoch for this shard (after padding or dropping the remainder)."""
+        return shard_size(len(self.file_paths), self.shard_count, self.shard_remainder)
 
     def __len__(self) -> int:
         if self.batch_size is None:
@@ -131,15 +143,36 @@ class BatchSource:
             return (self.channels, self.height, self.width)
         return (self.height, self.width, self.channels)
 
-    def next_epoch(self) -> int:
-        with self._epoch_lock:
-            return next(self._epochs)
+    def claim_epoch(self) -> Tuple[int, int]:
+        """The epoch the next iteration runs, and the batch it starts at (non-zero only
+        for the first epoch after resuming from a mid-epoch state)."""
+        with self._lock:
+            epoch, start = self._next_epoch, self._resume_batch
+            self._next_epoch += 1
+            self._resume_batch = 0
+            return epoch, start
+
+    def set_epoch(self, epoch: int) -> None:
+        with self._lock:
+            self._next_epoch = int(epoch)
+            self._resume_batch = 0
+            self._position = (int(epoch), 0)
+
+    def state(self) -> dict:
+        """Where the next batch comes from: seed, epoch and batches already consumed."""
+        with self._lock:
+            epoch, batches = self._position
+        return {"seed": int(self.seed), "epoch": epoch, "batches": batches,
+                "shard": [self.shard_index, self.shard_count]}
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        n = self.num_samples
-        if not self.shuffle:
-            return np.arange(n, dtype=np.int64)
-        return epoch_permutation(n, self.seed, epoch)
+        """File indices of this shard's epoch, in order (the same on every worker)."""
+        n = len(self.file_paths)
+        if self.shuffle:
+            full = epoch_permutation(n, self.seed, epoch)
+        else:
+            full = np.arange(n, dtype=np.int64)
+        return shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder)
 
     def _note_failures(self, failures) -> None:
         for _, _, path, reason in failures:
@@ -151,7 +184,7 @@ class BatchSource:
                 warnings.warn(f"Skipping {path!r}: {reason}", SkippedFileWarning, stacklevel=3)
 
     def _raw_batches(self, order: np.ndarray, block: int):
-        """(images, file indices) per core batch, failures already dropped and reported."""
+        """(images, positions in `order`) per core batch, failures dropped and reported."""
         it = self._loader.iterate(order, block)
         config = self._loader.config
         try:
@@ -163,45 +196,67 @@ class BatchSource:
                 if failures:
                     self._note_failures(failures)
                     dropped = {pos for pos, _, _, _ in failures}
-                    positions = [p for p in range(first, first + len(images) + len(failures)) if p not in dropped]
-                    files = order[positions]
+                    end = first + len(images) + len(failures)
+                    positions = np.array([p for p in range(first, end) if p not in dropped], dtype=np.int64)
                 else:
-                    files = order[first : first + len(images)]
-                yield images, files
+                    positions = np.arange(first, first + len(images), dtype=np.int64)
+                yield images, positions
         finally:
             it.close()
 
-    def iter_epoch(self, epoch: Optional[int] = None) -> Iterator:
-        """Yields (images, labels) or images, batched or not, for one epoch."""
+    def iter_epoch(self, epoch: Optional[int] = None, start_batch: Optional[int] = None) -> Iterator:
+        """Yields (images, labels) or images, batched or not, for one epoch.
+
+        Without arguments it runs the next epoch (resuming mid-epoch after a restored
+        state); batches before `start_batch` are neither read nor decoded.
+        """
         if epoch is None:
-            epoch = self.next_epoch()
-        order = self.epoch_order(epoch)
+            epoch, claimed_start = self.claim_epoch()
+            start_batch = claimed_start if start_batch is None else start_batch
+        start_batch = start_batch or 0
+        full_order = self.epoch_order(epoch)
+        bs = self.batch_size or 1
+        order = full_order[start_batch * bs :]
         with_labels = self.labels.enabled
+        batch_no = start_batch
+
+        def advance(n_batches: int) -> None:
+            nonlocal batch_no
+            batch_no += n_batches
+            done = batch_no * bs >= len(full_order)
+            with self._lock:
+                self._position = (epoch + 1, 0) if done else (epoch, batch_no)
+
         if self.batch_size is None:
-            for images, files in self._raw_batches(order, _UNBATCHED_BLOCK):
-                labels = self.labels.encode(files) if with_labels else None
+            for images, positions in self._raw_batches(order, _UNBATCHED_BLOCK):
+                labels = self.labels.encode(order[positions]) if with_labels else None
                 for i in range(len(images)):
+                    advance(1)
                     yield (images[i], labels[i]) if with_labels else images[i]
             return
-        bs = self.batch_size
         carry_x: Optional[np.ndarray] = None  # samples waiting for a full batch (skip mode)
-        carry_f: Optional[np.ndarray] = None
-        for images, files in self._raw_batches(order, bs):
+        carry_p: Optional[np.ndarray] = None
+        for images, positions in self._raw_batches(order, bs):
             if carry_x is None and len(images) == bs:
                 # The common case: the core's buffer goes out as is, without a copy.
-                yield (images, self.labels.encode(files)) if with_labels else images
+                advance(1)
+                yield (images, self.labels.encode(order[positions])) if with_labels else images
                 continue
             # Files were dropped: re-batch so every batch but the last stays full.
             carry_x = images.copy() if carry_x is None else np.concatenate([carry_x, images])
-            carry_f = files if carry_f is None else np.concatenate([carry_f, files])
+            carry_p = positions if carry_p is None else np.concatenate([carry_p, positions])
             while len(carry_x) >= bs:
-                x, f = carry_x[:bs], carry_f[:bs]
-                carry_x, carry_f = carry_x[bs:], carry_f[bs:]
-                yield (x, self.labels.encode(f)) if with_labels else x
+                x, p = carry_x[:bs], carry_p[:bs]
+                carry_x, carry_p = carry_x[bs:], carry_p[bs:]
+                advance(1)
+                yield (x, self.labels.encode(order[p])) if with_labels else x
             if len(carry_x) == 0:
-                carry_x = carry_f = None
+                carry_x = carry_p = None
         if carry_x is not None and len(carry_x):
-            yield (carry_x, self.labels.encode(carry_f)) if with_labels else carry_x
+            advance(1)
+            yield (carry_x, self.labels.encode(order[carry_p])) if with_labels else carry_x
+        with self._lock:
+            self._position = (epoch + 1, 0)
 
 
 class NumpyDataset:
@@ -245,9 +300,23 @@ class NumpyDataset:
         """Files left out (``on_error="skip"``/``"warn"``, or ``validate=True``), with reasons."""
         return self._source.skipped
 
-    def epoch(self, epoch: int):
-        """Iterates one given epoch (the order depends only on the seed and ``epoch``)."""
-        return self._source.iter_epoch(epoch)
+    def epoch(self, epoch: int, start_batch: int = 0):
+        """Iterates one given epoch (its order depends only on the seed and ``epoch``),
+        optionally from batch ``start_batch`` on (earlier batches are not decoded)."""
+        return self._source.iter_epoch(epoch, start_batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Makes the next ``iter()`` run epoch ``epoch`` (like DistributedSampler.set_epoch)."""
+        self._source.set_epoch(epoch)
+
+    def state(self) -> dict:
+        """The position of the next batch: ``{"seed", "epoch", "batches", "shard"}``. Pass it
+        as ``initial_state=`` to a new dataset (same arguments) to continue exactly there."""
+        return self._source.state()
+
+    @property
+    def shard(self) -> Tuple[int, int]:
+        return (self._source.shard_index, self._source.shard_count)
 
     def __repr__(self) -> str:
         return (

@@ -40,3 +40,31 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """A uniformly random permutation of range(n) determined by (seed, epoch)."""
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(epoch), 0x7079696D])
     return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64)
+
+
+def shard_size(n: int, count: int, remainder: str) -> int:
+    """Samples each of `count` shards gets from `n`: equal for every shard."""
+    if count <= 1:
+        return n
+    return -(-n // count) if remainder == "pad" else n // count
+
+
+def shard_slice(order: np.ndarray, index: int, count: int, remainder: str) -> np.ndarray:
+    """Shard `index` of `count` of one epoch's order: every count-th element from `index`.
+
+    With ``remainder="pad"`` the order is first extended with its own beginning to a
+    multiple of `count` (as torch's DistributedSampler does), so no file is left out and
+    a few repeat; with ``"drop"`` the tail is cut, so a few files sit out this epoch
+    (different ones each epoch when shuffling).
+    """
+    if count <= 1:
+        return order
+    n = len(order)
+    if remainder == "pad":
+        total = -(-n // count) * count
+        if total > n:
+            reps = -(-total // max(n, 1))
+            order = np.concatenate([order] * reps)[:total] if n else order
+    else:
+        order = order[: n // count * count]
+    return order[index::count]

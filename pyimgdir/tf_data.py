@@ -38,10 +38,19 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
     ds = tf.data.Dataset.from_generator(source.iter_epoch, output_signature=signature)
     # With on_error="skip"/"warn", a file failing during iteration shortens the epoch, so the
     # number of batches is only known when validate=True has removed bad files beforehand.
-    if source.on_error == "raise" or source.validated:
+    # A dataset resumed mid-epoch has a shorter first epoch: its length is not fixed either.
+    resumed_mid_epoch = source.state()["batches"] > 0
+    if (source.on_error == "raise" or source.validated) and not resumed_mid_epoch:
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.class_names = class_names
     ds.file_paths = file_paths
     ds.skipped_files = source.skipped
+    # The generator runs ahead of the model by the prefetched batches, so for resuming a
+    # tf.data pipeline use the training loop's own counters with state_at().
+    ds.state_at = lambda epoch, batches: {
+        "seed": int(source.seed), "epoch": int(epoch), "batches": int(batches),
+        "shard": [source.shard_index, source.shard_count],
+    }
+    ds.set_epoch = source.set_epoch
     return ds
