@@ -7,6 +7,7 @@ by a parallel C++ core; ``format="numpy"`` works without TensorFlow.
 from .api import image_dataset_from_directory
 from .errors import ImageLoadError, InvalidFilesError, PyimgdirError, SkippedFile, SkippedFileWarning
 from .loader import NumpyDataset
+from .torch_data import TorchDataset
 from .validate import validate_files
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "PyimgdirError",
     "SkippedFile",
     "SkippedFileWarning",
+    "TorchDataset",
     "validate_files",
     "__version__",
 ]

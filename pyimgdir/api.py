@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from typing import Optional
 
@@ -126,6 +127,7 @@ def image_dataset_from_directory(
     input_context=None,
     shard_remainder: str = "pad",
     initial_state: Optional[dict] = None,
+    cache=None,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -187,6 +189,10 @@ def image_dataset_from_directory(
         shard_remainder: ``"pad"`` (default: the epoch is extended with its first files
             so every shard gets the same count, like torch's DistributedSampler) or
             ``"drop"`` (the last ``len % count`` files of each epoch's order sit out).
+        cache: keep decoded, resized samples so later epochs skip decoding: ``"memory"``
+            or a file path (memory-mapped, kept between runs). Needs
+            ``len(files) * H * W * C * itemsize`` bytes. Entries are invalidated when their
+            file changes, the whole cache when the output settings or file list change.
         initial_state: a ``state()`` from an earlier dataset built with the same
             arguments: iteration resumes at that epoch and batch, without decoding the
             batches before it, and yields exactly what the uninterrupted run would have.
@@ -270,6 +276,8 @@ def image_dataset_from_directory(
         raise ValueError(f"`num_threads` must be a positive integer or None. Received: {num_threads}")
     if not _is_int(prefetch) or prefetch < 1:
         raise ValueError(f"`prefetch` must be a positive integer. Received: {prefetch}")
+    if cache is not None and not (cache == "memory" or isinstance(cache, (str, os.PathLike))):
+        raise ValueError(f'`cache` must be None, "memory" or a file path. Received: cache={cache!r}')
     if on_error not in ("raise", "skip", "warn"):
         raise ValueError(f'`on_error` must be "raise", "skip" or "warn". Received: on_error={on_error}')
     if not _is_int(max_pixels) or max_pixels < 1:
@@ -327,6 +335,7 @@ def image_dataset_from_directory(
         shard=shard,
         shard_remainder=shard_remainder,
         initial_state=initial_state,
+        cache=cache,
     )
     if subset == "both":
         train = split(order, validation_split, "training")
@@ -342,15 +351,24 @@ def image_dataset_from_directory(
                 f"Allowed formats: {ALLOWLIST_FORMATS}"
             )
         return [
-            _build(train, shuffle=shuffle, **common),
-            _build(val, shuffle=False, **common),
+            _build(train, shuffle=shuffle, subset_name="training", **common),
+            _build(val, shuffle=False, subset_name="validation", **common),
         ]
     selected = split(order, validation_split, subset)
     if len(selected) == 0:
         raise ValueError(
             f"No images found in directory {directory}. " f"Allowed formats: {ALLOWLIST_FORMATS}"
         )
-    return _build(selected, shuffle=shuffle, **common)
+    return _build(selected, shuffle=shuffle, subset_name=subset or "all", **common)
+
+
+def _cache_path(cache, subset_name: str):
+    """One cache per returned dataset: with subset="both" the validation half gets its
+    own file next to the one named."""
+    if cache is None or cache == "memory":
+        return cache
+    path = os.fspath(cache)
+    return path if subset_name != "validation" else path + ".validation"
 
 
 def _build(
@@ -381,6 +399,8 @@ def _build(
     shard,
     shard_remainder,
     initial_state,
+    cache,
+    subset_name="all",
 ):
     if pad_to_aspect_ratio and crop_to_aspect_ratio:
         raise ValueError(
@@ -450,6 +470,11 @@ def _build(
         shard=shard,
         shard_remainder=shard_remainder,
         initial_state=initial_state,
+        cache=_cache_path(cache, subset_name),
+        cache_config=dict(
+            interpolation=interpolation, fit=fit, data_format=data_format, channels=channels,
+            jpeg_downscale=bool(jpeg_downscale), size=[int(height), int(width)], max_pixels=int(max_pixels),
+        ),
     )
     source.validated = bool(validate)
     if format == "numpy":

@@ -84,6 +84,8 @@ class BatchSource:
         shard: Tuple[int, int] = (0, 1),
         shard_remainder: str = "pad",
         initial_state: Optional[dict] = None,
+        cache=None,
+        cache_config: Optional[dict] = None,
     ):
         self.file_paths = file_paths
         self.labels = labels
@@ -115,6 +117,14 @@ class BatchSource:
             skip_errors=on_error != "raise",
             jpeg_downscale=jpeg_downscale,
         )
+        self.cache = None
+        if cache is not None:
+            from .cache import SampleCache
+
+            self.cache = SampleCache(
+                file_paths, self.sample_shape, self.dtype, cache_config or {},
+                path=None if cache == "memory" else str(cache),
+            )
         self.shard_index, self.shard_count = shard
         self.shard_remainder = shard_remainder
         self._lock = threading.Lock()
@@ -185,6 +195,17 @@ class BatchSource:
 
     def _raw_batches(self, order: np.ndarray, block: int):
         """(images, positions in `order`) per core batch, failures dropped and reported."""
+        cache = self.cache
+        if cache is not None:
+            skipped = self._skipped_indices()
+            keep = ~np.isin(order, skipped) if len(skipped) else np.ones(len(order), dtype=bool)
+            if cache.has_all(order[keep]):
+                # Every sample of this epoch is cached: no file is read or decoded.
+                positions_all = np.nonzero(keep)[0]
+                for start in range(0, len(positions_all), block):
+                    positions = positions_all[start : start + block]
+                    yield cache.get(order[positions]), positions
+                return
         it = self._loader.iterate(order, block)
         config = self._loader.config
         try:
@@ -200,9 +221,19 @@ class BatchSource:
                     positions = np.array([p for p in range(first, end) if p not in dropped], dtype=np.int64)
                 else:
                     positions = np.arange(first, first + len(images), dtype=np.int64)
+                if cache is not None:
+                    cache.put(order[positions], images)
                 yield images, positions
         finally:
             it.close()
+            if cache is not None:
+                cache.flush()
+
+    def _skipped_indices(self) -> np.ndarray:
+        if not self.skipped:
+            return np.zeros(0, dtype=np.int64)
+        bad = {f.path for f in self.skipped}
+        return np.array([i for i, p in enumerate(self.file_paths) if p in bad], dtype=np.int64)
 
     def iter_epoch(self, epoch: Optional[int] = None, start_batch: Optional[int] = None) -> Iterator:
         """Yields (images, labels) or images, batched or not, for one epoch.

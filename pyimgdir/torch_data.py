@@ -1,0 +1,148 @@
+"""PyTorch exposure: an ``IterableDataset`` of batches as tensors, sharded by DataLoader
+worker and by distributed rank (torch is imported here only, when used).
+
+Each worker builds its own pyimgdir dataset (the C++ loader is not shared across
+processes) over the same files with the same seed, and takes its shard of every epoch's
+global permutation, so ranks and workers see disjoint files that together cover the set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - exercised only without torch
+        raise ImportError("pyimgdir.TorchDataset needs PyTorch (pip install torch)") from e
+    return torch
+
+
+class TorchDataset:
+    """``torch.utils.data.IterableDataset`` yielding ``(images, labels)`` tensor batches.
+
+    Arguments are those of :func:`pyimgdir.image_dataset_from_directory` (``format`` is
+    always numpy underneath; ``shuffle`` needs a ``seed`` so every rank agrees), plus:
+
+    Args:
+        rank, world_size: this process's place in the job. Default: from
+            ``torch.distributed`` when it is initialised, else (0, 1).
+        shard_remainder: ``"pad"`` (default; like DistributedSampler's drop_last=False) or
+            ``"drop"``.
+
+    Use it with ``DataLoader(ds, batch_size=None, num_workers=..., pin_memory=...)``
+    (batches are already made) and call ``ds.set_epoch(epoch)`` before each epoch, as
+    with ``DistributedSampler``. Tensors share memory with pyimgdir's batch buffers
+    (``torch.from_numpy``), no copy in the worker.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        impl = _impl_class()
+        obj = impl.__new__(impl)
+        obj.__init__(*args, **kwargs)
+        return obj
+
+
+def _impl_class():
+    """The real class, a subclass of torch's IterableDataset, made on first use so that
+    importing pyimgdir never imports torch. Reachable as a module attribute (PEP 562) so
+    DataLoader workers started with "spawn" can unpickle it."""
+    impl = globals().get("_TorchDatasetImpl")
+    if impl is None:
+        torch = _torch()
+        impl = type("_TorchDatasetImpl", (_TorchDatasetBase, torch.utils.data.IterableDataset), {})
+        impl.__module__ = __name__
+        globals()["_TorchDatasetImpl"] = impl
+    return impl
+
+
+def __getattr__(name):
+    if name == "_TorchDatasetImpl":
+        return _impl_class()
+    raise AttributeError(name)
+
+
+class _TorchDatasetBase:
+    def __init__(self, directory, *, rank: Optional[int] = None, world_size: Optional[int] = None,
+                 shard_remainder: str = "pad", **kwargs: Any) -> None:
+        if kwargs.get("shuffle", True) and kwargs.get("seed") is None:
+            raise ValueError("TorchDataset with shuffle=True needs an explicit `seed` (the same on every rank).")
+        for reserved in ("format", "shard", "input_context", "initial_state"):
+            if reserved in kwargs:
+                raise ValueError(f"TorchDataset sets `{reserved}` itself; do not pass it.")
+        self.directory = directory
+        self.kwargs: Dict[str, Any] = kwargs
+        self.rank, self.world_size = rank, world_size
+        self.shard_remainder = shard_remainder
+        self.epoch = 0
+        self._datasets: Dict[tuple, Any] = {}
+        # Build once in the parent too: argument errors surface here, and len() works.
+        self._probe = self._dataset(self._shard())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getstate__(self):
+        # The C++ loaders stay behind; each process builds its own.
+        state = dict(self.__dict__)
+        state["_datasets"] = {}
+        state["_probe"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def _job(self):
+        torch = _torch()
+        rank, world = self.rank, self.world_size
+        if rank is None or world is None:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                rank = dist.get_rank() if rank is None else rank
+                world = dist.get_world_size() if world is None else world
+            else:
+                rank, world = rank or 0, world or 1
+        return rank, world
+
+    def _shard(self):
+        torch = _torch()
+        rank, world = self._job()
+        info = torch.utils.data.get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        return (rank * workers + worker, world * workers)
+
+    def _dataset(self, shard):
+        if shard not in self._datasets:
+            from .api import image_dataset_from_directory
+
+            kw = dict(self.kwargs)
+            kw.setdefault("verbose", False)
+            self._datasets[shard] = image_dataset_from_directory(
+                self.directory, format="numpy", shard=shard, shard_remainder=self.shard_remainder, **kw
+            )
+        return self._datasets[shard]
+
+    @property
+    def class_names(self):
+        return self._dataset((0, 1)).class_names if self._probe is None else self._probe.class_names
+
+    @property
+    def file_paths(self):
+        return self._dataset((0, 1)).file_paths if self._probe is None else self._probe.file_paths
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank (all DataLoader workers together)."""
+        torch = _torch()
+        rank, world = self._job()
+        return len(self._dataset((rank, world)))
+
+    def __iter__(self):
+        torch = _torch()
+        ds = self._dataset(self._shard())
+        for batch in ds.epoch(self.epoch):
+            if isinstance(batch, tuple):
+                x, y = batch
+                yield torch.from_numpy(x), torch.from_numpy(y) if y.dtype != object else list(y)
+            else:
+                yield torch.from_numpy(batch)
