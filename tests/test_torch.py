@@ -1,0 +1,132 @@
+"""PyTorch: TorchDataset yields tensors without copying, shards by DataLoader worker and by
+torch.distributed rank (gloo, two processes on localhost), reshuffles with set_epoch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import pyimgdir
+from conftest import photo_like, write_image
+
+torch = pytest.importorskip("torch")
+
+N = 26
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    rng = np.random.default_rng(6)
+    root = tmp_path_factory.mktemp("torch") / "data"
+    for i in range(N):
+        write_image(root / f"c{i % 2}" / f"{i:02d}.png", photo_like(rng, 9, 11))
+    return root
+
+
+def args(**kw):
+    base = dict(labels=list(range(N)), image_size=(6, 6), batch_size=4, seed=5, data_format="channels_first")
+    base.update(kw)
+    return base
+
+
+def ids(loader):
+    return torch.cat([y for _, y in loader]).tolist()
+
+
+def test_tensors_match_numpy_batches(tree):
+    ds = pyimgdir.TorchDataset(tree, **args())
+    ref = pyimgdir.image_dataset_from_directory(tree, format="numpy", verbose=False, **args())
+    assert len(ds) == len(ref) and ds.class_names == ref.class_names
+    for (tx, ty), (nx, ny) in zip(ds, ref):
+        assert isinstance(tx, torch.Tensor) and tx.dtype == torch.float32 and tx.shape[1:] == (3, 6, 6)
+        np.testing.assert_array_equal(tx.numpy(), nx)
+        np.testing.assert_array_equal(ty.numpy(), ny)
+
+
+def test_no_copy(tree):
+    ds = pyimgdir.TorchDataset(tree, **args(shuffle=False))
+    x, _ = next(iter(ds))
+    # the tensor is a view of a numpy array that views pyimgdir's batch buffer
+    assert x.numpy().base is not None and not x.numpy().flags.owndata
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_workers_cover_the_epoch(tree, workers):
+    ds = pyimgdir.TorchDataset(tree, **args())
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+    seen = ids(loader)
+    assert sorted(seen) == list(range(N))  # N is even: two worker shards, no padding
+    ds.set_epoch(1)
+    again = ids(loader)
+    assert sorted(again) == sorted(seen) and again != seen
+
+
+def test_set_epoch_reproducible(tree):
+    ds = pyimgdir.TorchDataset(tree, **args())
+    ds.set_epoch(3)
+    a = ids(ds)
+    ds.set_epoch(4)
+    b = ids(ds)
+    ds.set_epoch(3)
+    assert ids(ds) == a and a != b
+
+
+def test_shuffle_needs_seed(tree):
+    with pytest.raises(ValueError, match="seed"):
+        pyimgdir.TorchDataset(tree, image_size=(6, 6))
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch, torch.distributed as dist
+    import pyimgdir
+    root, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    dist.init_process_group("gloo")
+    ds = pyimgdir.TorchDataset(root, labels=list(range(n)), image_size=(6, 6), batch_size=3, seed=11,
+                               shard_remainder="drop")
+    result = {"len": len(ds), "epochs": []}
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        result["epochs"].append(torch.cat([y for _, y in ds]).tolist())
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, result)
+    if dist.get_rank() == 0:
+        json.dump(gathered, open(out, "w"))
+    dist.destroy_process_group()
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torch_distributed_gloo_two_ranks(tree, tmp_path):
+    import json
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / "result.json"
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tree), str(out), str(N)], env=dict(env, RANK=str(r)))
+        for r in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    ranks = json.loads(out.read_text())
+    assert ranks[0]["len"] == ranks[1]["len"]
+    for epoch in range(2):
+        a, b = ranks[0]["epochs"][epoch], ranks[1]["epochs"][epoch]
+        assert len(a) == len(b) == N // 2
+        assert not set(a) & set(b) and len(set(a) | set(b)) == N  # disjoint, cover (N even)
+    assert ranks[0]["epochs"][0] != ranks[0]["epochs"][1]
