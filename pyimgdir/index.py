@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -28,10 +30,38 @@ class Index:
     unreadable_directories: List[str]
 
 
-def _walk(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int):
+class _ScanProgress:
+    """Reports a long scan on stderr (only on a terminal, only after a second)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, directories: int, files: int) -> None:
+        if time.monotonic() - self.start < 1.0:
+            return
+        self.shown = True
+        self.stream.write(f"\rIndexing: {files} files in {directories} directories...")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _walk(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False):
     tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
     prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
-    files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads)
+    progress = None
+    if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+        progress = _ScanProgress()
+    try:
+        files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     return files, unreadable
 
 
@@ -79,7 +109,7 @@ def index_directory(
                 "will be the sorted list of labels)."
             )
 
-    per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads)
+    per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads, verbose)
     file_paths: List[str] = []
     for part in per_dir:
         file_paths.extend(part)

@@ -119,3 +119,16 @@ def test_non_utf8_and_unicode_names_sort_like_python(tmp_path):
     # paths round-trip to the exact bytes on disk
     for rel in core_order(str(top), False):
         assert os.path.exists(os.path.join(str(top), rel))
+
+
+def test_walk_with_progress_callback_gives_the_same_files(tmp_path):
+    top = tmp_path / "p"
+    for d in range(40):
+        for f in range(30):
+            touch(top / f"d{d}" / f"{f}.png")
+    calls = []
+    files, _, _ = _core.walk([str(top)], [""], False, FORMATS, 1, lambda d, f: calls.append((d, f)))
+    assert files[0] == keras_order(str(top), False)
+    for d, f in calls:  # may be empty if the walk finished within 100 ms
+        assert 0 <= d <= 41 and 0 <= f <= 1200
+

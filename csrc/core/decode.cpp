@@ -55,14 +55,40 @@ void decode_image(const uint8_t* data, size_t size, const DecodeOptions& opts, I
     }
 }
 
+namespace {
+
+const char* file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    return "not a regular file";
+}
+
+[[noreturn]] void refuse_kind(mode_t m) {
+    // A FIFO or a device would block or never end (/dev/zero); a directory cannot be read.
+    throw DecodeError(std::string("cannot read file: it is ") + file_kind(m) + ", not a regular file");
+}
+
+}  // namespace
+
 void read_file(const std::string& path, std::vector<uint8_t>& buf) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
+    // Only regular files are opened: opening a device can have side effects, and opening a
+    // FIFO waits for a writer. O_NONBLOCK covers a regular file swapped for a FIFO between
+    // the two calls (it changes nothing for regular files); fstat then sees the swap.
     struct stat st;
-    if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-        int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    if (::stat(path.c_str(), &st) != 0)
+        throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) refuse_kind(st.st_mode);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const int e = errno;
+        const bool regular = S_ISREG(st.st_mode);
         ::close(fd);
-        throw DecodeError(std::string("cannot read file: ") + std::strerror(e));
+        if (regular) throw DecodeError(std::string("cannot read file: ") + std::strerror(e));
+        refuse_kind(st.st_mode);
     }
     // st_size is a hint only: the file may change under us, so read to EOF.
     buf.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536);

@@ -31,6 +31,27 @@ void on_error_exit(j_common_ptr cinfo) {
 // TensorFlow decodes such files successfully, so we do too.
 void on_output_message(j_common_ptr) {}
 
+// Progressive files may hold any number of scans, and each costs a pass over the whole
+// coefficient buffer: a 150 KB file of 10,000 tiny scans keeps a 1-megapixel decode busy for
+// seconds, and a larger image for minutes (TensorFlow decodes such files, slowly). Like
+// TurboJPEG's scan limit (TJPARAM_SCANLIMIT / TJFLAG_LIMITSCANS, also 500), files with more
+// scans are refused; real encoders write about 10.
+constexpr int kMaxScans = 500;
+
+// Called by libjpeg between steps of its input loop, i.e. at least once per scan.
+void on_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor) return;
+    const int scan = reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number;
+    if (scan > kMaxScans) {
+        auto* err = reinterpret_cast<ErrorMgr*>(cinfo->err);
+        std::snprintf(err->message, sizeof(err->message),
+                      "more than %d scans (a progressive JPEG that would take unreasonably long "
+                      "to decode)",
+                      kMaxScans);
+        std::longjmp(err->jump, 1);
+    }
+}
+
 // A memory source that treats running out of data as an error, as TensorFlow does
 // (libjpeg's own jpeg_mem_src pads a truncated file with a fake EOI and grey pixels).
 void src_init(j_decompress_ptr) {}
@@ -60,6 +81,7 @@ struct Decoder {
     jpeg_decompress_struct cinfo;
     ErrorMgr err;
     jpeg_source_mgr src;
+    jpeg_progress_mgr progress;
     std::vector<uint8_t> cmyk_row;
     std::vector<uint8_t> row_mask;
 
@@ -68,6 +90,8 @@ struct Decoder {
         err.pub.error_exit = on_error_exit;
         err.pub.output_message = on_output_message;
         jpeg_create_decompress(&cinfo);
+        progress.progress_monitor = on_progress;
+        cinfo.progress = &progress;
         src.init_source = src_init;
         src.fill_input_buffer = src_fill;
         src.skip_input_data = src_skip;

@@ -138,8 +138,8 @@ void python_sort(std::vector<T>& items, Key key) {
 
 class Walker {
   public:
-    Walker(const std::vector<std::string>& tops, const WalkOptions& opts)
-        : tops_(tops), opts_(opts), listed_(tops.size()) {}
+    Walker(const std::vector<std::string>& tops, const WalkOptions& opts, WalkProgress* progress)
+        : tops_(tops), opts_(opts), progress_(progress), listed_(tops.size()) {}
 
     void run() {
         for (size_t i = 0; i < tops_.size(); ++i) queue_.push_back(Task{i, std::string(), nullptr});
@@ -173,6 +173,11 @@ class Walker {
             {
                 std::lock_guard<std::mutex> lk(mu_);
                 if (ok) {
+                    if (progress_) {
+                        progress_->directories.fetch_add(1, std::memory_order_relaxed);
+                        progress_->files.fetch_add(static_cast<int64_t>(result.files.size()),
+                                                   std::memory_order_relaxed);
+                    }
                     listed_[task.top].push_back(std::move(result));
                     ++dirs_listed_;
                 }
@@ -248,6 +253,7 @@ class Walker {
 
     const std::vector<std::string>& tops_;
     const WalkOptions& opts_;
+    WalkProgress* progress_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Task> queue_;
@@ -260,8 +266,8 @@ class Walker {
 }  // namespace
 
 WalkResult walk(const std::vector<std::string>& tops, const std::vector<std::string>& prefixes,
-                const WalkOptions& opts) {
-    Walker w(tops, opts);
+                const WalkOptions& opts, WalkProgress* progress) {
+    Walker w(tops, opts, progress);
     w.run();
     auto per_top = w.listed_per_top();
     WalkResult result;

@@ -6,6 +6,8 @@
 // loop until ELOOP).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,9 +27,15 @@ struct WalkResult {
     std::vector<std::string> unreadable_directories;
 };
 
+// Counters another thread may read while a walk runs (for progress reports).
+struct WalkProgress {
+    std::atomic<int64_t> directories{0};
+    std::atomic<int64_t> files{0};
+};
+
 // `tops[i]` is walked and each file path is reported as `prefixes[i] + rel`, where rel is
 // the '/'-joined path below tops[i]. A top that cannot be listed contributes no files.
 WalkResult walk(const std::vector<std::string>& tops, const std::vector<std::string>& prefixes,
-                const WalkOptions& opts);
+                const WalkOptions& opts, WalkProgress* progress = nullptr);
 
 }  // namespace pyimgdir
