@@ -430,7 +430,7 @@ def _build(
     fit = "crop" if crop_to_aspect_ratio else ("pad" if pad_to_aspect_ratio else "stretch")
     skipped = []
     if validate:
-        candidates = [index.file_paths[i] for i in selected]
+        candidates = [index.file_paths[i] for i in selected.tolist()]
         skipped = validate_files(
             candidates,
             {1: "grayscale", 3: "rgb", 4: "rgba"}[channels],
@@ -446,7 +446,8 @@ def _build(
             if on_error == "warn":
                 for f in skipped:
                     warnings.warn(f"Skipping {f.path!r}: {f.reason}", SkippedFileWarning, stacklevel=3)
-    file_paths = [index.file_paths[i] for i in selected]
+    all_paths = index.file_paths
+    file_paths = [all_paths[i] for i in selected.tolist()]
     raw_labels = index.labels[selected] if index.labels is not None else None
     source = BatchSource(
         file_paths,
