@@ -1,0 +1,137 @@
+"""Type stubs for ``pyimgdir._core``, the compiled core (csrc/bindings.cpp).
+
+Private: the public API is :func:`pyimgdir.image_dataset_from_directory` and
+:func:`pyimgdir.validate_files`. Paths go in as ``str``, ``bytes`` or ``os.PathLike`` (in
+the filesystem encoding) and come back as ``str`` (undecodable bytes as surrogate escapes,
+as ``os.fsdecode`` gives them).
+"""
+
+import os
+from typing import Callable, Iterable, List, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+_Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
+_Format = Literal["JPEG", "PNG", "GIF", "BMP", "WebP", "unknown"]
+_Interpolation = Literal[
+    "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"
+]
+
+class DecodeError(ValueError):
+    """A decoder's error (the image data is invalid or unsupported)."""
+
+def walk(
+    tops: Iterable[_Path],
+    prefixes: Iterable[_Path],
+    follow_links: bool,
+    extensions: Sequence[str],
+    num_threads: int = 0,
+    progress: Optional[Callable[[int, int], object]] = None,
+) -> Tuple[List[List[str]], List[str], int]:
+    """Lists every file under each of ``tops`` (Keras' order) whose lower-cased name ends with
+    one of ``extensions`` (lower case, with the dot; ``""`` matches every file).
+
+    ``progress(directories, files)`` is called about every 100 ms from the calling thread
+    while the walk runs on another (an exception it raises stops the walk and propagates).
+
+    Returns ``(files, unreadable_directories, directories_listed)``: ``files[i]`` holds the
+    paths under ``tops[i]``, each written as ``prefixes[i]`` + the path relative to it.
+    """
+
+def sniff_format(data: bytes, /) -> _Format:
+    """The image format from the first bytes of a file (magic bytes, as the decoder picks it)."""
+
+def decode(data: bytes, channels: int = 3, max_pixels: int = ...) -> NDArray[np.uint8]:
+    """Decodes an encoded image into an (H, W, channels) uint8 array. Raises :class:`DecodeError`."""
+
+def resize(
+    image: ArrayLike, height: int, width: int, method: str = "bilinear"
+) -> Union[NDArray[np.float32], NDArray[np.uint8]]:
+    """Resizes an (H, W, C) uint8 image with TensorFlow's numerics: float32 output, or uint8
+    for ``"nearest"``."""
+
+class LoaderConfig:
+    """A loader's output settings (read-only)."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def channels_first(self) -> bool: ...
+    @property
+    def num_threads(self) -> int: ...
+    @property
+    def prefetch(self) -> int: ...
+    @property
+    def skip_errors(self) -> bool: ...
+    @property
+    def jpeg_downscale(self) -> bool: ...
+    @property
+    def dtype(self) -> Literal["float32", "uint8"]: ...
+
+_Failure = Tuple[int, int, str, str]  # (position in the epoch, file index, path, reason)
+
+class EpochIterator:
+    """One epoch of batches, decoded ahead by the loader's threads (from :meth:`Loader.iterate`)."""
+
+    def next(
+        self, config: LoaderConfig, /
+    ) -> Optional[Tuple[Union[NDArray[np.float32], NDArray[np.uint8]], int, List[_Failure]]]:
+        """The next batch as ``(images, first position, failures)``, or ``None`` at the end.
+
+        ``images`` views the batch buffer without a copy. With ``skip_errors`` the files
+        that failed are left out of ``images`` and listed in ``failures``; otherwise a failure
+        raises :class:`pyimgdir.ImageLoadError`. Releases the GIL while waiting.
+        """
+    def close(self) -> None:
+        """Stops the epoch's work and waits for the threads to let go of it."""
+    @property
+    def num_batches(self) -> int: ...
+
+class FileChecker:
+    """Decodes every file in full on a thread pool, to find the ones that fail."""
+
+    def __init__(
+        self, paths: Iterable[_Path], channels: int = 3, max_pixels: int = ..., num_threads: int = 0
+    ) -> None: ...
+    def wait(self, timeout_ms: int, /) -> bool:
+        """Waits up to ``timeout_ms``; True when every file has been checked."""
+    def cancel(self) -> None: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    def failures(self) -> List[Tuple[int, str, str]]:
+        """``(file index, path, reason)`` of every file that failed, by file index."""
+
+class Loader:
+    """Decodes, fits and resizes a fixed list of files into pooled batch buffers."""
+
+    def __init__(
+        self,
+        paths: Iterable[_Path],
+        height: int,
+        width: int,
+        channels: int,
+        interpolation: str = "bilinear",  # one of the eight methods (see _Interpolation)
+        fit: str = "stretch",  # "stretch", "crop" or "pad"
+        channels_first: bool = False,
+        dtype: str = "float32",  # "float32" or "uint8"
+        num_threads: int = 0,
+        prefetch: int = 2,
+        max_pixels: int = ...,
+        lock_memory: bool = False,
+        skip_errors: bool = False,
+        jpeg_downscale: bool = False,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def config(self) -> LoaderConfig: ...
+    def iterate(self, order: ArrayLike, batch_size: int) -> EpochIterator:
+        """Starts an epoch over the file indices in ``order``, ``batch_size`` at a time."""
+    def load(self, index: int) -> Union[NDArray[np.float32], NDArray[np.uint8]]:
+        """One file, decoded and resized into a new array. Raises :class:`pyimgdir.ImageLoadError`."""
