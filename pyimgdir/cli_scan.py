@@ -150,11 +150,16 @@ def read_headers(
             if progress:
                 progress.update(len(out), n)
         return out
-    with ThreadPoolExecutor(threads) as pool:
+    pool = ThreadPoolExecutor(threads)
+    try:
         for got in pool.map(work, chunks):
             out.extend(got)
             if progress:
                 progress.update(len(out), n)
+    except BaseException:  # Ctrl-C: drop the chunks not started yet
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return out
 
 
