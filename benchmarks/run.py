@@ -171,8 +171,13 @@ def wait_quiet(threshold: float, max_wait: float) -> tuple:
             return round(waited, 1), round(load, 2)
 
 
+SNAPSHOT_DIR: Optional[Path] = None
+
+
 def run_one(cfg: dict, timeout: float) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    if SNAPSHOT_DIR is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(SNAPSHOT_DIR), os.environ.get("PYTHONPATH", "")])
     busy0, kid0, w0, la0 = _proc_stat_busy(), _children_cpu(), time.perf_counter(), os.getloadavg()[0]
     p = subprocess.run([sys.executable, __file__, "--_worker", json.dumps(cfg)], capture_output=True,
                        text=True, env=env, timeout=timeout, cwd=REPO)
@@ -188,6 +193,36 @@ def run_one(cfg: dict, timeout: float) -> dict:
     res["loadavg_1min_before_after"] = [round(la0, 2), round(os.getloadavg()[0], 2)]
     res["subprocess_wall_s"] = round(wall, 2)
     return res
+
+
+def snapshot_pyimgdir(dest: Path) -> dict:
+    """Copies the pyimgdir package (with its built _core) to `dest` and checks that the copy
+    imports, so every loader of a run uses the same build even if the tree is rebuilt
+    meanwhile. Retries while a build is being written."""
+    import hashlib
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("pyimgdir")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pyimgdir is not importable")
+    src = Path(list(spec.submodule_search_locations)[0])
+    probe = "import pyimgdir, pyimgdir._core as c; print(c.__file__)"
+    last = ""
+    for attempt in range(12):
+        target = dest / "pyimgdir"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.tmp"))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(dest), os.environ.get("PYTHONPATH", "")]))
+        p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=dest)
+        so = Path(p.stdout.strip()) if p.returncode == 0 else None
+        if so is not None and dest in so.parents:
+            return dict(source=str(src), core=so.name, core_sha256=hashlib.sha256(so.read_bytes()).hexdigest()[:16],
+                        core_mtime=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((src / so.name).stat().st_mtime)))
+        last = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["?"]
+        time.sleep(10)
+    raise SystemExit(f"could not snapshot an importable pyimgdir from {src}: {last[0]}")
 
 
 def warm_page_cache(files: List[str]) -> float:
@@ -218,7 +253,7 @@ def machine_info() -> dict:
 
 
 def fmt_table(rows: List[dict], keras_rate: Optional[float], ceiling_rate: Optional[float]) -> str:
-    hdr = ["loader", "img/s", "x Keras", "% ceil", "CPU ms/img", "cores", "peak RSS MB",
+    hdr = ["loader", "img/s", "best", "x Keras", "% ceil", "CPU ms/img", "cores", "peak RSS MB",
            "RSS import MB", "1st batch s", "other load"]
     lines = []
     for r in rows:
@@ -229,7 +264,7 @@ def fmt_table(rows: List[dict], keras_rate: Optional[float], ceiling_rate: Optio
             continue
         rate = r["images_per_s"]
         lines.append([
-            r["loader"], f"{rate:,.0f}",
+            r["loader"], f"{rate:,.0f}", f"{max(e['images_per_s'] for e in r['epochs']):,.0f}",
             f"{rate / keras_rate:.2f}" if keras_rate else "-",
             f"{100 * rate / ceiling_rate:.0f}" if ceiling_rate else "-",
             f"{r['cpu_ms_per_image']:.2f}", f"{r['cores_used']:.2f}",
@@ -293,8 +328,13 @@ def main(argv=None) -> int:
                     "--quiet-threshold cores (0: don't wait; default 10)")
     ap.add_argument("--quiet-threshold", type=float, default=0.3, metavar="CORES")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per loader subprocess")
-    ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/<dataset>-<spec>[-mode].json)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON path (default benchmarks/results/<dataset>-<spec>[-mode].json)")
     ap.add_argument("--no-save", action="store_true", help="print only")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="use pyimgdir from the tree as it is (default: a copy taken at the start of the run)")
+    ap.add_argument("--show", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="print the table of saved results and exit")
     ap.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
@@ -302,8 +342,26 @@ def main(argv=None) -> int:
         res = worker(json.loads(a._worker))
         print("@@RESULT " + json.dumps(res), flush=True)
         return 0
+    if a.show:
+        for p in a.show:
+            d = json.loads(p.read_text())
+            ceil = next((r["images_per_s"] for r in d["results"] if r["loader"] == d.get("ceiling")), None)
+            print(f"== {d['dataset']} / {d['spec']['name']} ({d['mode']}, {d['epochs']} epochs, {d['rounds']} rounds, "
+                  f"{d['date']}; load average {d['loadavg_before']} -> {d['loadavg_after']})")
+            print(fmt_table(d["results"], d.get("keras_images_per_s"), ceil))
+        return 0
 
     import loaders as L
+
+    global SNAPSHOT_DIR
+    snapshot = None
+    if not a.no_snapshot:
+        import tempfile
+
+        SNAPSHOT_DIR = Path(tempfile.mkdtemp(prefix="pyimgdir-bench-"))
+        snapshot = snapshot_pyimgdir(SNAPSHOT_DIR)
+        sys.path.insert(0, str(SNAPSHOT_DIR))
+        print(f"pyimgdir snapshot: {snapshot['core']} sha256 {snapshot['core_sha256']} built {snapshot['core_mtime']}")
 
     ds_name, ds_dir = resolve_dataset(a.dataset, make=True)
     files = L.list_files(str(ds_dir))
@@ -336,6 +394,7 @@ def main(argv=None) -> int:
     if ds_summary:
         print("  " + ", ".join(f"{k}={v}" for k, v in ds_summary.items()))
     info = machine_info()
+    info["pyimgdir_snapshot"] = snapshot
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; git {info['git']}")
 
     for spec_name in specs:
@@ -376,6 +435,7 @@ def main(argv=None) -> int:
         ceilings = [r for r in good if r["group"] == "ceiling"]
         ceiling = max(ceilings, key=lambda r: r["images_per_s"]) if ceilings else None
         for r in good:
+            r["best_epoch_images_per_s"] = max(e["images_per_s"] for e in r["epochs"])
             r["ratio_to_keras"] = round(r["images_per_s"] / keras, 3) if keras else None
             r["fraction_of_ceiling"] = round(r["images_per_s"] / ceiling["images_per_s"], 3) if ceiling else None
 
@@ -425,6 +485,10 @@ def main(argv=None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1) + "\n")
             print(f"wrote {os.path.relpath(out, Path.cwd())}")
+    if SNAPSHOT_DIR is not None:
+        import shutil
+
+        shutil.rmtree(SNAPSHOT_DIR, ignore_errors=True)
     return 0
 
 
