@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "core/decode.hpp"
@@ -59,6 +61,34 @@ py::list fs_list(const std::vector<std::string>& v) {
     py::list out(v.size());
     for (size_t i = 0; i < v.size(); ++i) out[i] = fs_str(v[i]);
     return out;
+}
+
+// Runs `f` with the GIL released. Unlike py::gil_scoped_release, the GIL is taken back
+// outside any destructor: at interpreter exit CPython ends a daemon thread that asks for
+// the GIL with pthread_exit, whose forced unwinding must not cross a noexcept destructor
+// (that would abort the whole process).
+template <class F>
+auto without_gil(F&& f) -> decltype(f()) {
+    PyThreadState* ts = PyEval_SaveThread();
+    if constexpr (std::is_void_v<decltype(f())>) {
+        try {
+            f();
+        } catch (...) {
+            PyEval_RestoreThread(ts);
+            throw;
+        }
+        PyEval_RestoreThread(ts);  // outside the try: a forced unwind passes straight up
+    } else {
+        std::optional<decltype(f())> result;
+        try {
+            result.emplace(f());
+        } catch (...) {
+            PyEval_RestoreThread(ts);
+            throw;
+        }
+        PyEval_RestoreThread(ts);
+        return std::move(*result);
+    }
 }
 
 py::object load_error_class() { return py::module_::import("pyimgdir.errors").attr("ImageLoadError"); }
@@ -170,11 +200,10 @@ PYBIND11_MODULE(_core, m) {
                 });
                 for (;;) {
                     bool finished;
-                    {
-                        py::gil_scoped_release nogil;
+                    finished = without_gil([&] {
                         std::unique_lock<std::mutex> lk(mu);
-                        finished = cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return done; });
-                    }
+                        return cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return done; });
+                    });
                     if (finished) break;
                     try {
                         progress(counters.directories.load(), counters.files.load());
@@ -251,8 +280,7 @@ PYBIND11_MODULE(_core, m) {
                      Batch b;
                      EpochIterator::Status st;
                      try {
-                         py::gil_scoped_release nogil;
-                         st = it.next(b, 100);
+                         st = without_gil([&] { return it.next(b, 100); });
                      } catch (const BatchFailure& f) {
                          raise_load_error(f.failure.path, f.failure.reason, f.failure.position,
                                           f.failure.file_index);
@@ -269,11 +297,7 @@ PYBIND11_MODULE(_core, m) {
                      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
                  }
              })
-        .def("close",
-             [](EpochIterator& it) {
-                 py::gil_scoped_release nogil;
-                 it.close();
-             })
+        .def("close", [](EpochIterator& it) { without_gil([&] { it.close(); }); })
         .def_property_readonly("num_batches", &EpochIterator::num_batches);
 
     py::class_<LoaderConfig>(m, "LoaderConfig")
@@ -295,11 +319,7 @@ PYBIND11_MODULE(_core, m) {
              }),
              py::arg("paths"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
              py::arg("num_threads") = 0)
-        .def("wait",
-             [](FileChecker& c, int timeout_ms) {
-                 py::gil_scoped_release nogil;
-                 return c.wait(timeout_ms);
-             })
+        .def("wait", [](FileChecker& c, int timeout_ms) { return without_gil([&] { return c.wait(timeout_ms); }); })
         .def("cancel", &FileChecker::cancel)
         .def_property_readonly("done", &FileChecker::done)
         .def_property_readonly("total", &FileChecker::total)

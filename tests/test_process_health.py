@@ -1,0 +1,391 @@
+"""The process stays healthy: Ctrl-C is prompt, abandoned iterators stop their threads and
+give their memory back, interpreter exit never hangs, iterators can run side by side, and
+neither memory nor file descriptors grow across epochs (including epochs that hit errors)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyimgdir
+from conftest import encode, photo_like
+
+PKG_PARENT = str(Path(pyimgdir.__file__).resolve().parent.parent)
+# Under AddressSanitizer (.ci/sanitize.sh) freed memory sits in a quarantine and every
+# allocation carries redzones: RSS says nothing about leaks there (LeakSanitizer does).
+SANITIZED = bool(os.environ.get("PYIMGDIR_SANITIZED"))
+
+
+def tasks() -> int:
+    """Threads of this process, native ones included (threading.active_count() sees only
+    Python's)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def wait_for(cond, timeout=3.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def build(root, **kw):
+    base = dict(image_size=(32, 32), batch_size=4, shuffle=False, verbose=False, format="numpy", num_threads=2)
+    return pyimgdir.image_dataset_from_directory(root, **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    """40 images of varied sizes and formats in two classes."""
+    rng = np.random.default_rng(11)
+    root = tmp_path_factory.mktemp("small")
+    for i in range(40):
+        ext, fmt = [(".jpg", "JPEG"), (".png", "PNG"), (".bmp", "BMP"), (".jpg", "JPEG")][i % 4]
+        h, w = (int(v) for v in rng.integers(20, 90, 2))
+        p = root / "ab"[i % 2] / f"{i:02d}{ext}"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(encode(photo_like(rng, h, w), fmt))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dirty_set(tmp_path_factory, small_set):
+    """small_set plus 5 bad files (empty, truncated, garbage, a FIFO, a dangling link)."""
+    root = tmp_path_factory.mktemp("dirty")
+    for p in small_set.rglob("*.*"):
+        q = root / p.relative_to(small_set)
+        q.parent.mkdir(exist_ok=True)
+        os.link(p, q)
+    jpg = next(small_set.rglob("*.jpg")).read_bytes()
+    (root / "a" / "05x_empty.png").write_bytes(b"")
+    (root / "a" / "17x_cut.jpg").write_bytes(jpg[: len(jpg) // 2])
+    (root / "b" / "02x_text.png").write_bytes(b"not an image at all")
+    os.mkfifo(root / "b" / "21x_fifo.jpg")
+    os.symlink("nowhere.png", root / "b" / "30x_dangling.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def slow_set(tmp_path_factory):
+    """400 names for one 1600x1600 JPEG (hard links): ~20 ms of decoding per file."""
+    root = tmp_path_factory.mktemp("slow")
+    (root / "c").mkdir()
+    src = root / "c" / "000.jpg"
+    src.write_bytes(encode(photo_like(np.random.default_rng(1), 1600, 1600), "JPEG", quality=90))
+    for i in range(1, 400):
+        os.link(src, root / "c" / f"{i:03d}.jpg")
+    return root
+
+
+def run_python(code: str, *args, **popen_kw) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kw)
+
+
+# ---------------------------------------------------------------------------------------
+# Ctrl-C
+
+ITERATE = """
+import sys, time
+import pyimgdir
+ds = pyimgdir.image_dataset_from_directory(sys.argv[1], image_size=(64, 64), batch_size=8, shuffle=False,
+                                           verbose=False, format=sys.argv[2], num_threads=1)
+try:
+    for i, (x, y) in enumerate(ds):
+        if i == 0:
+            print("running", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)  # CLOCK_MONOTONIC: comparable across processes
+    raise
+print("finished the epoch: too fast for the test", flush=True)
+"""
+
+VALIDATE = """
+import sys, pathlib, time
+import pyimgdir
+paths = sorted(str(p) for p in pathlib.Path(sys.argv[1]).rglob("*.jpg"))
+print("running", flush=True)
+try:
+    pyimgdir.validate_files(paths * 4, num_threads=1)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    raise
+print("finished: too fast for the test", flush=True)
+"""
+
+
+def interrupt_after_start(code: str, *args, settle=0.3, wait=20):
+    """Starts `code`, waits for its "running" line, sends SIGINT; returns (seconds until the
+    KeyboardInterrupt reached the script, seconds until the process was gone, returncode,
+    stderr)."""
+    p = run_python(code, *args)
+    try:
+        line = p.stdout.readline()
+        assert line.strip() == "running", (line, p.stderr.read() if p.poll() is not None else "")
+        time.sleep(settle)
+        t = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {wait} s after SIGINT")
+        gone = time.monotonic() - t
+        out = p.stdout.read().split()
+        assert out[:1] == ["interrupted"], (out, p.stderr.read()[-3000:])
+        return float(out[1]) - t, gone, p.returncode, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+@pytest.mark.parametrize("code,args", [(ITERATE, ["numpy"]), (VALIDATE, [])], ids=["iterating", "validating"])
+def test_ctrl_c_is_prompt(slow_set, code, args):
+    latency, gone, rc, err = interrupt_after_start(code, slow_set, *args)
+    assert "KeyboardInterrupt" in err, err
+    assert rc != 0
+    print(f"\nKeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone:.2f} s")
+    assert latency < 1.0 and gone < 2.0, (latency, gone)
+
+
+@pytest.mark.tf
+def test_ctrl_c_is_prompt_through_tf_data(tf, slow_set):
+    """Also an interpreter exit (by the exception) with a live tf.data iterator. TensorFlow's
+    own teardown takes about 2 s at exit (even for a script that only imports it), so the
+    process is only required to be gone in reasonable time."""
+    latency, gone, rc, err = interrupt_after_start(ITERATE, slow_set, "tf", settle=0.5)
+    assert "KeyboardInterrupt" in err, err[-3000:]
+    print(f"\ntf.data: KeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone:.2f} s")
+    assert latency < 1.0 and gone < 10.0, (latency, gone)
+
+
+# ---------------------------------------------------------------------------------------
+# Abandoned iterators, interpreter exit, concurrent iterators
+
+
+def test_abandoned_iterator_stops_threads_and_frees_buffers(slow_set, small_set):
+    gc.collect()
+    base_tasks = tasks()
+    slow = build(slow_set, image_size=(128, 128), batch_size=4, num_threads=2)
+    it = iter(slow)
+    kept = next(it)[0]  # a batch the caller keeps: must survive the abandoned iterator
+    snapshot = np.array(kept)
+    assert tasks() >= base_tasks + 2  # the workers are running ahead
+    del it
+    gc.collect()
+    assert wait_for(lambda: tasks() == base_tasks), (tasks(), base_tasks)
+    np.testing.assert_array_equal(kept, snapshot)
+    # Many abandoned epochs: threads come back every time and memory stays flat.
+    ds = build(small_set, image_size=(128, 128), batch_size=16, num_threads=2, prefetch=4)
+    for _ in range(3):  # warm-up: the pool's buffers, the allocator's arenas
+        it = iter(ds)
+        next(it)
+        del it
+    gc.collect()
+    before = rss_mib()
+    for _ in range(25):
+        it = iter(ds)
+        next(it)
+        next(it)
+        del it
+    gc.collect()
+    assert wait_for(lambda: tasks() == base_tasks)
+    grown = rss_mib() - before
+    # One batch buffer is 3 MiB and each abandoned epoch had ~3 in flight: 25 leaked epochs
+    # would be ~200 MiB.
+    if not SANITIZED:
+        assert grown < 16, f"RSS grew by {grown:.1f} MiB over 25 abandoned epochs"
+    np.testing.assert_array_equal(kept, snapshot)
+    del ds, slow, kept
+    gc.collect()
+    assert tasks() == base_tasks
+
+
+EXIT_WITH_LIVE_ITERATORS = """
+import sys, threading
+import pyimgdir
+mode = sys.argv[2]
+ds = pyimgdir.image_dataset_from_directory(sys.argv[1], image_size=(64, 64), batch_size=8, shuffle=True, seed=1,
+                                           verbose=False, format="numpy", num_threads=2)
+it1, it2 = iter(ds), iter(ds)
+batch1, batch2 = next(it1), next(it2)
+if mode == "daemon_thread":
+    def consume():
+        for _ in ds:
+            pass
+    threading.Thread(target=consume, daemon=True).start()
+    threading.Event().wait(0.3)  # the thread is now waiting inside the core
+print("exiting", flush=True)
+if mode == "sys_exit":
+    sys.exit(3)
+if mode == "exception":
+    raise RuntimeError("boom")
+"""
+
+# A daemon thread blocked in the core when the interpreter finalizes: on its way back into
+# Python, CPython (< 3.14) ends such a thread with pthread_exit(); the bindings take the GIL
+# back outside any noexcept destructor so that forced unwinding does not abort the process.
+@pytest.mark.parametrize(
+    "mode,rc", [("normal", 0), ("sys_exit", 3), ("exception", 1), ("daemon_thread", 0)]
+)
+def test_interpreter_exit_with_live_iterators(slow_set, mode, rc):
+    p = run_python(EXIT_WITH_LIVE_ITERATORS, slow_set, mode)
+    try:
+        out, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("the interpreter hung at exit with live iterators")
+    assert "exiting" in out, err
+    assert p.returncode == rc, err[-3000:]
+    if mode != "exception":
+        assert err.strip() == "" or "Traceback" not in err, err[-3000:]
+
+
+def test_interpreter_exit_is_prompt(slow_set):
+    """From the last statement to the process being gone: the workers finish the image they
+    are on (~20 ms here) and stop; nothing waits for the epoch."""
+    p = run_python(EXIT_WITH_LIVE_ITERATORS, slow_set, "normal")
+    try:
+        assert p.stdout.readline().strip() == "exiting"
+        t = time.monotonic()
+        p.wait(timeout=20)
+        assert time.monotonic() - t < 2.0
+        assert p.returncode == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def collect(it):
+    return [(np.array(x), np.array(y)) for x, y in it]
+
+
+def test_several_iterators_of_one_dataset(small_set):
+    ds = build(small_set, batch_size=6)
+    reference = collect(ds)
+    assert sum(len(x) for x, _ in reference) == 40
+    # Interleaved by hand: three epochs in flight at once, each complete and identical.
+    its = [iter(ds) for _ in range(3)]
+    got = [[], [], []]
+    for _ in range(len(reference)):
+        for k in (2, 0, 1):
+            x, y = next(its[k])
+            got[k].append((np.array(x), np.array(y)))
+    for it in its:
+        with pytest.raises(StopIteration):
+            next(it)
+    for g in got:
+        for (x, y), (rx, ry) in zip(g, reference):
+            np.testing.assert_array_equal(x, rx)
+            np.testing.assert_array_equal(y, ry)
+    # From several Python threads at once, while another iterator is abandoned.
+    results, errors = {}, []
+
+    def epoch(k):
+        try:
+            results[k] = collect(ds)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=epoch, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    abandoned = iter(ds)
+    next(abandoned)
+    del abandoned
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 4
+    for r in results.values():
+        assert len(r) == len(reference)
+        for (x, y), (rx, ry) in zip(r, reference):
+            np.testing.assert_array_equal(x, rx)
+            np.testing.assert_array_equal(y, ry)
+
+
+def test_several_shuffled_epochs_at_once(small_set):
+    ds = build(small_set, batch_size=8, shuffle=True, seed=5)
+    a, b = iter(ds), iter(ds)
+    xa, xb = [], []
+    for (x1, _), (x2, _) in zip(a, b):
+        xa.append(np.array(x1))
+        xb.append(np.array(x2))
+    xa, xb = np.concatenate(xa), np.concatenate(xb)
+    assert not np.array_equal(xa, xb)  # two different epochs ...
+    key = lambda arr: sorted(arr.reshape(len(arr), -1).tolist())  # noqa: E731
+    assert key(xa) == key(xb)  # ... of the same 40 images
+
+
+# ---------------------------------------------------------------------------------------
+# Memory and file descriptors across epochs
+
+
+def test_no_memory_or_fd_growth_across_50_epochs(small_set, dirty_set):
+    gc.collect()
+    base_tasks, base_fds = tasks(), fds()
+    clean = build(small_set, image_size=(48, 48), batch_size=8)
+    skipping = build(dirty_set, image_size=(48, 48), batch_size=8, on_error="skip", shuffle=True, seed=3)
+    strict = build(dirty_set, image_size=(48, 48), batch_size=8)
+
+    def one_epoch(e):
+        n = sum(len(x) for x, _ in clean)
+        assert n == 40
+        n = sum(len(x) for x, _ in skipping)
+        assert n + len(skipping.skipped_files) == 45 and n == 40
+        with pytest.raises(pyimgdir.ImageLoadError):  # an epoch that ends in an error
+            for _ in strict:
+                pass
+        if e % 10 == 0:
+            assert len(pyimgdir.validate_files(strict.file_paths)) == 5
+
+    for e in range(5):  # warm-up
+        one_epoch(e)
+    gc.collect()
+    rss0, fds0 = rss_mib(), fds()
+    samples = []
+    for e in range(5, 55):
+        one_epoch(e)
+        if e % 10 == 4:
+            gc.collect()
+            samples.append(round(rss_mib() - rss0, 2))
+    gc.collect()
+    grown = rss_mib() - rss0
+    print(f"\nRSS after warm-up {rss0:.1f} MiB; growth every 10 epochs (MiB): {samples}; "
+          f"after 50 epochs: {grown:+.2f} MiB; fds {base_fds} -> {fds0} -> {fds()}; "
+          f"threads {base_tasks} -> {tasks()}")
+    assert fds() == fds0 == base_fds
+    assert wait_for(lambda: tasks() == base_tasks)
+    if not SANITIZED:
+        assert grown < 4.0, f"RSS grew by {grown:.2f} MiB over 50 epochs: {samples}"
