@@ -5,7 +5,14 @@ by a parallel C++ core; ``format="numpy"`` works without TensorFlow.
 """
 
 from .api import image_dataset_from_directory
-from .errors import ImageLoadError, InvalidFilesError, PyimgdirError, SkippedFile, SkippedFileWarning
+from .errors import (
+    ImageLoadError,
+    InvalidFilesError,
+    PyimgdirError,
+    SkippedFile,
+    SkippedFileWarning,
+    UnreadableDirectoryWarning,
+)
 from .loader import NumpyDataset
 from .torch_data import TorchDataset
 from .validate import validate_files
@@ -21,6 +28,7 @@ __all__ = [
     "SkippedFile",
     "SkippedFileWarning",
     "TorchDataset",
+    "UnreadableDirectoryWarning",
     "validate_files",
     "__version__",
 ]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ._keras_compat import ALLOWLIST_FORMATS, standardize_data_format
 from .index import index_directory
-from .errors import InvalidFilesError, SkippedFileWarning
+from .errors import InvalidFilesError, SkippedFileWarning, UnreadableDirectoryWarning
 from .loader import BatchSource, NumpyDataset, _Labels
 from .order import global_shuffle, split
 from .validate import default_progress, validate_files
@@ -299,6 +299,12 @@ def image_dataset_from_directory(
         num_threads=num_threads or 0,
     )
     class_names = index.class_names
+    for d in index.unreadable_directories:
+        warnings.warn(
+            f"Cannot list directory {d!r}: the images in it (if any) are not in the dataset.",
+            UnreadableDirectoryWarning,
+            stacklevel=2,
+        )
     order = np.arange(len(index.file_paths), dtype=np.int64)
     if shuffle:
         order = global_shuffle(len(order), seed)
@@ -479,7 +485,10 @@ def _build(
     )
     source.validated = bool(validate)
     if format == "numpy":
-        return NumpyDataset(source, index.class_names, file_paths)
-    from .tf_data import to_tf_dataset
+        ds = NumpyDataset(source, index.class_names, file_paths)
+    else:
+        from .tf_data import to_tf_dataset
 
-    return to_tf_dataset(source, index.class_names, file_paths)
+        ds = to_tf_dataset(source, index.class_names, file_paths)
+    ds.unreadable_directories = list(index.unreadable_directories)
+    return ds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List, NamedTuple
 
-__all__ = ["PyimgdirError", "ImageLoadError", "InvalidFilesError", "SkippedFile", "SkippedFileWarning"]
+__all__ = ["PyimgdirError", "ImageLoadError", "InvalidFilesError", "SkippedFile", "SkippedFileWarning", "UnreadableDirectoryWarning"]
 
 
 class PyimgdirError(ValueError):
@@ -41,6 +41,11 @@ class SkippedFile(NamedTuple):
 
 class SkippedFileWarning(UserWarning):
     """Emitted once per dropped file with ``on_error="warn"``."""
+
+
+class UnreadableDirectoryWarning(UserWarning):
+    """A directory under the dataset could not be listed, so whatever it holds is missing
+    (Keras skips such directories without a word)."""
 
 
 class InvalidFilesError(PyimgdirError):
