@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import make_datasets as md  # noqa: E402
 
-pyimgdir = pytest.importorskip("pyimgdir")
+import pyimgdir  # noqa: E402
 from pyimgdir import _core  # noqa: E402
 
 cv2 = pytest.importorskip("cv2")
