@@ -223,6 +223,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("tops"), py::arg("prefixes"), py::arg("follow_links"), py::arg("extensions"),
         py::arg("num_threads") = 0, py::arg("progress") = py::none());
 
+    m.def("pinning_backend", &pinning_backend);
+
     m.def("sniff_format", [](py::bytes data) {
         std::string_view v = data;
         return std::string(format_name(sniff_format(reinterpret_cast<const uint8_t*>(v.data()), v.size())));

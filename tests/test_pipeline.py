@@ -170,3 +170,22 @@ def test_pin_memory_locks_buffers(files):
     loader = _core.Loader(files, 16, 16, 3, lock_memory=True)
     batches = epoch(loader, np.arange(8), 4)
     assert len(batches) == 2
+
+
+def _locked_kib() -> int:
+    import re
+
+    return int(re.search(r"VmLck:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def test_pin_memory_page_locks_the_batch_buffers(files):
+    before = _locked_kib()
+    loader = _core.Loader(files, 64, 64, 3, lock_memory=True, prefetch=2)
+    it = loader.iterate(np.arange(16, dtype=np.int64), 8)
+    batch, _, _ = it.next(loader.config)
+    if _core.pinning_backend() == "mlock":
+        # both prefetched buffers (8 x 64 x 64 x 3 float32 = 384 KiB each) are locked
+        assert _locked_kib() - before >= 2 * batch.nbytes // 1024
+    it.close()
+    del batch, it, loader
+    assert _locked_kib() <= before + 4  # unlocked again when the buffers are freed

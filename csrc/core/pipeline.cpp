@@ -10,6 +10,7 @@
 #include <new>
 #include <thread>
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 
 #include "core/decode.hpp"
@@ -29,11 +30,59 @@ uint8_t* allocate_aligned(size_t bytes) {
     return static_cast<uint8_t*>(p);
 }
 
-void release(uint8_t* data, size_t bytes, bool locked) {
-    if (locked) ::munlock(data, bytes);
+// Page-locking. Where a CUDA runtime can be loaded, buffers are registered with it
+// (cudaHostRegister) so host-to-device copies from them can be asynchronous; otherwise
+// they are mlock()ed. CUDA is never a build or run dependency: it is looked up at run time.
+struct CudaHost {
+    using RegisterFn = int (*)(void*, size_t, unsigned int);
+    using UnregisterFn = int (*)(void*);
+    RegisterFn reg = nullptr;
+    UnregisterFn unreg = nullptr;
+
+    CudaHost() {
+        if (const char* off = std::getenv("PYIMGDIR_NO_CUDA"); off && *off && *off != '0') return;
+        for (const char* name : {"libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0"}) {
+            void* h = ::dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+            if (!h) continue;
+            reg = reinterpret_cast<RegisterFn>(::dlsym(h, "cudaHostRegister"));
+            unreg = reinterpret_cast<UnregisterFn>(::dlsym(h, "cudaHostUnregister"));
+            if (reg && unreg) {
+                // A runtime without a usable device (no GPU, no driver) refuses; use mlock then.
+                void* probe = nullptr;
+                if (posix_memalign(&probe, 4096, 4096) == 0) {
+                    const bool ok = reg(probe, 4096, 0) == 0;
+                    if (ok) unreg(probe);
+                    std::free(probe);
+                    if (ok) return;
+                }
+            }
+            reg = nullptr;
+            unreg = nullptr;
+        }
+    }
+    static CudaHost& get() {
+        static CudaHost instance;
+        return instance;
+    }
+};
+
+// 0: not locked, 1: mlock, 2: registered with CUDA
+int lock_buffer(uint8_t* data, size_t bytes) {
+    CudaHost& cuda = CudaHost::get();
+    if (cuda.reg && cuda.reg(data, bytes, 0) == 0) return 2;
+    return ::mlock(data, bytes) == 0 ? 1 : 0;
+}
+
+void release(uint8_t* data, size_t bytes, int locked) {
+    if (locked == 2) CudaHost::get().unreg(data);
+    if (locked == 1) ::munlock(data, bytes);
     std::free(data);
 }
 }  // namespace
+
+const char* pinning_backend() {
+    return CudaHost::get().reg ? "cuda" : "mlock";
+}
 
 Buffer::~Buffer() {
     if (!data) return;
@@ -64,9 +113,8 @@ std::shared_ptr<Buffer> BufferPool::acquire() {
     }
     b->data = allocate_aligned(bytes_);
     if (lock_) {
-        if (::mlock(b->data, bytes_) == 0) {
-            b->locked = true;
-        } else {
+        b->locked = lock_buffer(b->data, bytes_);
+        if (!b->locked) {
             std::lock_guard<std::mutex> lk(mu_);
             ++lock_failures_;
         }
@@ -74,7 +122,7 @@ std::shared_ptr<Buffer> BufferPool::acquire() {
     return b;
 }
 
-void BufferPool::give_back(uint8_t* data, bool locked) {
+void BufferPool::give_back(uint8_t* data, int locked) {
     {
         std::lock_guard<std::mutex> lk(mu_);
         if (free_.size() < keep_) {

@@ -46,7 +46,7 @@ class BufferPool;
 struct Buffer {
     uint8_t* data = nullptr;
     size_t bytes = 0;
-    bool locked = false;
+    int locked = 0;  // 0: pageable, 1: mlock()ed, 2: registered with CUDA
     std::weak_ptr<BufferPool> pool;
     ~Buffer();
 };
@@ -56,7 +56,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
     BufferPool(size_t bytes, bool lock_memory, size_t keep) : bytes_(bytes), lock_(lock_memory), keep_(keep) {}
     ~BufferPool();
     std::shared_ptr<Buffer> acquire();
-    void give_back(uint8_t* data, bool locked);
+    void give_back(uint8_t* data, int locked);
     size_t bytes() const { return bytes_; }
     int64_t allocations() const { return allocations_; }
     int64_t lock_failures() const { return lock_failures_; }
@@ -67,13 +67,16 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
     size_t keep_;
     struct Free {
         uint8_t* data;
-        bool locked;
+        int locked;
     };
     std::vector<Free> free_;
     int64_t allocations_ = 0;
     int64_t lock_failures_ = 0;
     std::mutex mu_;
 };
+
+// "cuda" when pin_memory registers buffers with a CUDA runtime found at run time, else "mlock".
+const char* pinning_backend();
 
 // Failure of one file, with its position in the epoch order.
 struct ImageFailure {
