@@ -51,6 +51,10 @@ def resize(
     """Resizes an (H, W, C) uint8 image with TensorFlow's numerics: float32 output, or uint8
     for ``"nearest"``."""
 
+def pinning_backend() -> Literal["cuda", "mlock"]:
+    """How ``lock_memory=True`` page-locks batch buffers: ``"cuda"`` (cudaHostRegister, when a
+    CUDA runtime is found at run time) or ``"mlock"``."""
+
 class LoaderConfig:
     """A loader's output settings (read-only)."""
 
