@@ -476,7 +476,7 @@ std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int b
     // One pool per (loader, batch size); a new epoch reuses the previous epoch's buffers.
     if (!pool_ || pool_->bytes() != batch_bytes)
         pool_ = std::make_shared<BufferPool>(batch_bytes, cfg_.lock_memory,
-                                             static_cast<size_t>(cfg_.prefetch) + 2);
+                                             static_cast<size_t>(cfg_.prefetch) + 8);
     st->pool = pool_;
     st->order = std::move(order);
     st->batch_size = batch_size;
