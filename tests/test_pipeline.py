@@ -190,3 +190,13 @@ def test_pin_memory_page_locks_the_batch_buffers(files):
     it.close()
     del batch, it, loader
     assert _locked_kib() <= before + 4  # unlocked again when the buffers are freed
+
+
+@pytest.mark.parametrize("method", ["bilinear", "area", "lanczos3", "nearest"])
+@pytest.mark.parametrize("fit", ["stretch", "crop", "pad"])
+def test_uint8_output_every_method_and_fit(files, method, fit):
+    f = _core.Loader(files, 19, 27, 3, interpolation=method, fit=fit, dtype="float32", num_threads=1)
+    u = _core.Loader(files, 19, 27, 3, interpolation=method, fit=fit, dtype="uint8", num_threads=1)
+    for i in range(0, len(files), 6):
+        ref = np.clip(np.floor(f.load(i).astype(np.float64) + 0.5), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(u.load(i), ref)

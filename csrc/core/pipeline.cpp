@@ -266,12 +266,12 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
     const size_t src_stride = static_cast<size_t>(img.width) * C;
     const uint8_t* src_ptr = img.data() + static_cast<size_t>(src.y) * src_stride + static_cast<size_t>(src.x) * C;
     const size_t plane = static_cast<size_t>(th) * tw;
-    const bool nearest = cfg.interpolation == Interpolation::Nearest;
 
-    if (cfg.output == OutputType::UInt8 && nearest && !cfg.channels_first) {
+    if (cfg.output == OutputType::UInt8 && !cfg.channels_first) {
         if (cfg.fit == Fit::Pad) std::memset(out, 0, plane * C);
         uint8_t* o = out + (static_cast<size_t>(dst.y) * tw + dst.x) * C;
-        resize_nearest_u8(src_ptr, src.h, src.w, C, src_stride, o, dst.h, dst.w, static_cast<size_t>(tw) * C);
+        resize_to_u8(src_ptr, src.h, src.w, C, src_stride, o, dst.h, dst.w, static_cast<size_t>(tw) * C,
+                     cfg.interpolation, scratch.floats);
         return;
     }
     // Float path. Straight into the output when it is float32 HWC; through scratch otherwise.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace pyimgdir {
@@ -80,8 +81,33 @@ void bilinear_lerp(const float* __restrict top, const float* __restrict bot, flo
     for (int j = 0; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
 }
 
+inline uint8_t round_to_u8(float v) {
+    if (!(v > 0.0f)) return 0;
+    if (v >= 255.0f) return 255;
+    return static_cast<uint8_t>(v + 0.5f);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void bilinear_lerp_u8(const float* __restrict top, const float* __restrict bot, float t,
+                      uint8_t* __restrict out, int n) {
+    for (int j = 0; j < n; ++j) out[j] = round_to_u8(top[j] + (bot[j] - top[j]) * t);
+}
+
+// The bilinear resize, writing either float32 (dst_f) or rounded uint8 (dst_u8).
+template <typename Out>
+void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
+                         int oh, int ow, size_t dst_stride);
+
 void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int oh, int ow, size_t dst_stride) {
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride);
+}
+
+template <typename Out>
+void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
+                         int oh, int ow, size_t dst_stride) {
     const auto ys = bilinear_taps(h, oh);
     const auto xs = bilinear_taps(w, ow);
     const int n = ow * c;
@@ -119,7 +145,11 @@ void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride,
         }
         const float* top = rows[ts];
         const float* bot = rows[bs];
-        bilinear_lerp(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+        if constexpr (std::is_same_v<Out, float>) {
+            bilinear_lerp(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+        } else {
+            bilinear_lerp_u8(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+        }
     }
 }
 
@@ -517,6 +547,19 @@ void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride,
             return resize_scale_translate(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride,
                                           method);
     }
+}
+
+void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
+                  int out_h, int out_w, size_t dst_stride, Interpolation method, std::vector<float>& scratch) {
+    if (method == Interpolation::Nearest)
+        return resize_nearest_u8(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+    if (method == Interpolation::Bilinear)
+        return resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+    const size_t row = static_cast<size_t>(out_w) * c;
+    scratch.resize(row * out_h);
+    resize_to_float(src, h, w, c, src_stride, scratch.data(), out_h, out_w, row, method);
+    for (int y = 0; y < out_h; ++y)
+        for (size_t k = 0; k < row; ++k) dst[y * dst_stride + k] = round_to_u8(scratch[y * row + k]);
 }
 
 bool rows_read_by_resize(Interpolation method, int in, int out, uint8_t* mask) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/image.hpp"
 
@@ -18,6 +19,11 @@ Interpolation parse_interpolation(const std::string& name);
 // writes float32 HWC to `dst` (row stride `dst_stride` floats, channel count unchanged).
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int out_h, int out_w, size_t dst_stride, Interpolation method);
+
+// Resizes and rounds to uint8 (clamped to [0, 255], halves away from zero): the value is
+// that of resize_to_float rounded, computed without a float image where the method allows.
+void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
+                  int out_h, int out_w, size_t dst_stride, Interpolation method, std::vector<float>& scratch);
 
 // Marks mask[r] = 1 for each of the `in` source rows that resizing `in` rows to `out` reads
 // (bilinear and nearest read at most two rows per output row). Returns false, marking
