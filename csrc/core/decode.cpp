@@ -1,5 +1,6 @@
 #include "core/decode.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -71,6 +72,28 @@ const char* file_kind(mode_t m) {
     throw DecodeError(std::string("cannot read file: it is ") + file_kind(m) + ", not a regular file");
 }
 
+struct Fd {
+    int fd;
+    ~Fd() { ::close(fd); }
+};
+
+// Reads into buf[got, size()) until it is full or the file ends; true at end of file.
+bool fill(int fd, std::vector<uint8_t>& buf, size_t& got) {
+    while (got < buf.size()) {
+        const ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
+        if (r == 0) return true;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            throw DecodeError(std::string("read failed: ") + std::strerror(errno));
+        }
+        got += static_cast<size_t>(r);
+    }
+    return false;
+}
+
+// Bytes read before deciding whether the rest of the file is worth reading.
+constexpr size_t kHeadBytes = 64 * 1024;
+
 }  // namespace
 
 void read_file(const std::string& path, std::vector<uint8_t>& buf) {
@@ -81,31 +104,22 @@ void read_file(const std::string& path, std::vector<uint8_t>& buf) {
     if (::stat(path.c_str(), &st) != 0)
         throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) refuse_kind(st.st_mode);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        const int e = errno;
-        const bool regular = S_ISREG(st.st_mode);
-        ::close(fd);
-        if (regular) throw DecodeError(std::string("cannot read file: ") + std::strerror(e));
-        refuse_kind(st.st_mode);
-    }
-    // st_size is a hint only: the file may change under us, so read to EOF.
-    buf.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536);
+    const Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)};
+    if (f.fd < 0) throw DecodeError(std::string("cannot open file: ") + std::strerror(errno));
+    if (::fstat(f.fd, &st) != 0) throw DecodeError(std::string("cannot read file: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) refuse_kind(st.st_mode);
+
+    // st_size is a hint only: the file may change under us, so read to EOF. The head is read
+    // first: a big file that is no image (a video named .jpg, a sparse disk image) is left
+    // there, as decode_image refuses it from its first bytes alone.
+    const size_t hint = st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : kHeadBytes;
+    buf.resize(std::min(hint, kHeadBytes));
     size_t got = 0;
-    for (;;) {
-        if (got == buf.size()) buf.resize(buf.size() * 2);
-        ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
-        if (r == 0) break;
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            ::close(fd);
-            throw DecodeError(std::string("read failed: ") + std::strerror(e));
-        }
-        got += static_cast<size_t>(r);
+    bool eof = fill(f.fd, buf, got);
+    if (!eof && sniff_format(buf.data(), got) != ImageFormat::Unknown) {
+        buf.resize(std::max(hint, 2 * got));
+        while (!fill(f.fd, buf, got)) buf.resize(2 * buf.size());
     }
-    ::close(fd);
     buf.resize(got);
 }
 

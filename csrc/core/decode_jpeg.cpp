@@ -76,29 +76,47 @@ void src_skip(j_decompress_ptr cinfo, long n) {
 }
 void src_term(j_decompress_ptr) {}
 
-// One decompressor per thread, reused across images (jpeg_abort resets it).
+// One decoder per thread. Its libjpeg object is created afresh for every image: libjpeg
+// keeps quantization and Huffman tables from one image to the next in the same object (for
+// "abbreviated" datastreams), so a file lacking its own tables would silently decode with
+// the previous file's, making the outcome depend on which file the thread decoded before.
+// TensorFlow starts from a new object each time (a missing quantization table is an error,
+// missing Huffman tables are libjpeg's standard ones); so do we.
 struct Decoder {
     jpeg_decompress_struct cinfo;
     ErrorMgr err;
     jpeg_source_mgr src;
     jpeg_progress_mgr progress;
+    bool created = false;
     std::vector<uint8_t> cmyk_row;
     std::vector<uint8_t> row_mask;
 
     Decoder() {
-        cinfo.err = jpeg_std_error(&err.pub);
+        jpeg_std_error(&err.pub);
         err.pub.error_exit = on_error_exit;
         err.pub.output_message = on_output_message;
-        jpeg_create_decompress(&cinfo);
         progress.progress_monitor = on_progress;
-        cinfo.progress = &progress;
         src.init_source = src_init;
         src.fill_input_buffer = src_fill;
         src.skip_input_data = src_skip;
         src.resync_to_restart = jpeg_resync_to_restart;
         src.term_source = src_term;
     }
-    ~Decoder() { jpeg_destroy_decompress(&cinfo); }
+    // Call with the error jump set: creating allocates, and allocation failures longjmp.
+    void renew() {
+        if (created) {
+            created = false;
+            jpeg_destroy_decompress(&cinfo);
+        }
+        cinfo.err = &err.pub;  // jpeg_create_decompress zeroes everything else
+        jpeg_create_decompress(&cinfo);
+        created = true;
+        cinfo.progress = &progress;
+        cinfo.src = &src;
+    }
+    ~Decoder() {
+        if (created) jpeg_destroy_decompress(&cinfo);
+    }
     Decoder(const Decoder&) = delete;
     Decoder& operator=(const Decoder&) = delete;
 };
@@ -121,16 +139,16 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     Decoder& dec = thread_decoder();
     jpeg_decompress_struct& cinfo = dec.cinfo;
     if (setjmp(dec.err.jump)) {
-        jpeg_abort_decompress(&cinfo);
+        if (dec.created) jpeg_abort_decompress(&cinfo);
         std::string msg = dec.err.message;
         throw DecodeError("invalid JPEG data: " + msg);
     }
 
+    dec.renew();
     cinfo.client_data = nullptr;
     dec.err.pub.num_warnings = 0;
     dec.src.next_input_byte = data;
     dec.src.bytes_in_buffer = size;
-    cinfo.src = &dec.src;
 
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.client_data) {
