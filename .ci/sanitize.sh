@@ -28,16 +28,29 @@ cp -r "$root/pyimgdir" "$root/tests" "$root/pyproject.toml" "$pkg/"
 rm -f "$pkg"/pyimgdir/_core*.so
 find "$pkg" -name __pycache__ -prune -exec rm -rf {} +
 
+# Build tools: pip's build isolation does not leave CMake or pybind11 behind after
+# `pip install .`, so fetch them into this Python when they are missing.
+cmake_bin="$(command -v cmake || true)"
+if [ -z "$cmake_bin" ]; then
+    "$py" -m pip install -q "cmake>=3.18"
+    cmake_bin="$("$py" -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, "cmake"))')"
+fi
+"$py" -c "import pybind11" 2>/dev/null || "$py" -m pip install -q "pybind11>=2.12"
 gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
-cmake -S "$root" -B "$work/build" "${gen[@]}" \
+if command -v ninja >/dev/null; then
+    gen=(-G Ninja)
+elif ! command -v make >/dev/null; then
+    "$py" -m pip install -q ninja
+    gen=(-G Ninja "-DCMAKE_MAKE_PROGRAM=$("$py" -c 'import ninja, os; print(os.path.join(ninja.BIN_DIR, "ninja"))')")
+fi
+"$cmake_bin" -S "$root" -B "$work/build" "${gen[@]}" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPYIMGDIR_SANITIZE=ON \
     -DPYIMGDIR_OUTPUT_DIR="$pkg/pyimgdir" \
     -DPython_EXECUTABLE="$(command -v "$py")" \
     -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" >"$work/cmake.log" 2>&1 \
     || { cat "$work/cmake.log"; exit 1; }
-cmake --build "$work/build" --target _core -j "$(nproc 2>/dev/null || echo 2)" >"$work/build.log" 2>&1 \
+"$cmake_bin" --build "$work/build" --target _core -j "$(nproc 2>/dev/null || echo 2)" >"$work/build.log" 2>&1 \
     || { cat "$work/build.log"; exit 1; }
 
 # 2. TensorFlow and Keras hidden: a finder installed by sitecustomize (which Python imports
