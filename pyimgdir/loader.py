@@ -8,7 +8,11 @@ is never overwritten.
 
 from __future__ import annotations
 
+import atexit
+import gc
+import sys
 import threading
+import time
 import warnings
 from typing import Iterator, List, Optional, Tuple
 
@@ -20,6 +24,37 @@ from .order import epoch_permutation, shard_size, shard_slice
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
 _UNBATCHED_BLOCK = 32
+
+# Core iterators currently running an epoch. At interpreter exit they are closed, so a
+# thread blocked waiting for a batch (a tf.data prefetch thread inside the generator, say)
+# returns and the process can exit instead of waiting for it forever.
+_LIVE_ITERATORS: "set" = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _close_live_iterators() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE_ITERATORS)
+    for it in live:
+        try:
+            it.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        with _LIVE_LOCK:
+            if not _LIVE_ITERATORS:
+                break
+        time.sleep(0.02)
+    # A traceback kept for the interactive prompt holds generator frames (and with them
+    # tf.data iterators) alive; drop it so they can be finalized.
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        if hasattr(sys, name):
+            setattr(sys, name, None)
+    gc.collect()
+
+
+atexit.register(_close_live_iterators)
 
 
 class _Labels:
@@ -208,6 +243,8 @@ class BatchSource:
                 return
         it = self._loader.iterate(order, block)
         config = self._loader.config
+        with _LIVE_LOCK:
+            _LIVE_ITERATORS.add(it)
         try:
             while True:
                 got = it.next(config)
@@ -226,6 +263,8 @@ class BatchSource:
                 yield images, positions
         finally:
             it.close()
+            with _LIVE_LOCK:
+                _LIVE_ITERATORS.discard(it)
             if cache is not None:
                 cache.flush()
 

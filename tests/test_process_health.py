@@ -190,15 +190,10 @@ def test_ctrl_c_is_prompt(slow_set, code, args):
 
 
 # tf.data runs the generator (our epoch) on its own threads. An iterator still alive when the
-# interpreter finalizes (held by a global, or by the traceback of the KeyboardInterrupt) is
-# destroyed after CPython has stopped letting other threads back in: a prefetch thread that
-# is inside the generator at that moment never returns and the destructor waits for it
-# forever. Plain TensorFlow does the same with any generator that releases the GIL
-# (time.sleep). Until pyimgdir works around it, a hang here is an expected failure.
-TF_EXIT_HANG = (
-    "the process hangs at exit: a tf.data prefetch thread is inside the epoch generator when the "
-    "interpreter finalizes (live core iterators need closing, and their generators leaving, at atexit)"
-)
+# interpreter finalizes (held by a global, or by the traceback of the KeyboardInterrupt) would
+# be destroyed after CPython has stopped letting other threads back in, and a prefetch thread
+# inside the generator would never return. pyimgdir closes live core iterators at exit (so
+# their generators leave) and drops the kept traceback; a hang here is a failure.
 
 
 @pytest.mark.tf
@@ -208,8 +203,7 @@ def test_ctrl_c_is_prompt_through_tf_data(tf, slow_set):
     latency, gone, rc, err = interrupt_after_start(ITERATE, slow_set, "tf", settle=0.5, wait=6.0)
     print(f"\ntf.data: KeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone} s")
     assert latency < 1.0, latency
-    if gone is None:
-        pytest.xfail(TF_EXIT_HANG)
+    assert gone is not None, "the process hung at exit with a live tf.data iterator"
     assert "KeyboardInterrupt" in err, err[-3000:]
 
 
@@ -233,7 +227,7 @@ def test_interpreter_exit_with_a_live_tf_iterator(tf, slow_set):
         try:
             p.wait(timeout=6)
         except subprocess.TimeoutExpired:
-            pytest.xfail(TF_EXIT_HANG)
+            pytest.fail("the process hung at exit with a live tf.data iterator")
         print(f"\nexit with a live tf.data iterator: {time.monotonic() - t:.2f} s")
         assert p.returncode == 0, p.stderr.read()[-3000:]
     finally:

@@ -388,17 +388,26 @@ struct EpochIterator::State {
         }
     }
 
+    // Safe to call from several threads at once (an exit handler closing the iterator
+    // while the thread iterating it closes it too): each worker is joined exactly once.
     void shutdown() {
+        std::vector<std::thread> mine;
         {
             std::lock_guard<std::mutex> lk(mu);
             stop = true;
+            mine.swap(threads);
         }
         work_cv.notify_all();
         done_cv.notify_all();
-        for (auto& t : threads)
+        for (auto& t : mine)
             if (t.joinable()) t.join();
-        threads.clear();
-        for (auto& s : slots) s.buffer.reset();
+        std::vector<std::shared_ptr<Buffer>> drop;
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            for (auto& s : slots)
+                if (s.buffer) drop.push_back(std::move(s.buffer));
+        }
+        // `drop` releases the buffers here, outside the lock.
     }
 };
 
