@@ -30,6 +30,7 @@ _UNBATCHED_BLOCK = 32
 # returns and the process can exit instead of waiting for it forever.
 _LIVE_ITERATORS: "set" = set()
 _LIVE_LOCK = threading.Lock()
+_WAITING = [0]  # threads inside a core iterator's next() right now
 
 
 def _close_live_iterators() -> None:
@@ -40,12 +41,13 @@ def _close_live_iterators() -> None:
             it.close()
         except Exception:  # noqa: BLE001 - best effort at exit
             pass
+    # Let threads that were waiting for a batch see the iterator closed and leave.
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         with _LIVE_LOCK:
-            if not _LIVE_ITERATORS:
+            if not _WAITING[0]:
                 break
-        time.sleep(0.02)
+        time.sleep(0.01)
     # A traceback kept for the interactive prompt holds generator frames (and with them
     # tf.data iterators) alive; drop it so they can be finalized.
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
@@ -247,7 +249,13 @@ class BatchSource:
             _LIVE_ITERATORS.add(it)
         try:
             while True:
-                got = it.next(config)
+                with _LIVE_LOCK:
+                    _WAITING[0] += 1
+                try:
+                    got = it.next(config)
+                finally:
+                    with _LIVE_LOCK:
+                        _WAITING[0] -= 1
                 if got is None:
                     return
                 images, first, failures = got
