@@ -36,7 +36,7 @@ def plot(path: Path, out: Path = None) -> Path:
     hi = [max(e["images_per_s"] for e in r["epochs"]) - r["images_per_s"] for r in rows]
     colours = [COLOURS.get(r.get("group"), "#7f7f7f") for r in rows]
 
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.9), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.9), dpi=110)
     y = list(range(len(rows)))[::-1]
     ax.barh(y, rates, color=colours, xerr=[lo, hi], error_kw=dict(ecolor="#333333", lw=0.8, capsize=2))
     ax.set_yticks(y, names)
@@ -68,7 +68,8 @@ def plot(path: Path, out: Path = None) -> Path:
     from matplotlib.patches import Patch
 
     groups = [g for g in COLOURS if any(r.get("group") == g for r in rows)]
-    ax.legend(handles=[Patch(color=COLOURS[g], label=g) for g in groups], loc="lower right", fontsize=8)
+    ax.legend(handles=[Patch(color=COLOURS[g], label=g) for g in groups], loc="lower left",
+              bbox_to_anchor=(1.01, 0.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     out = out or path.with_suffix(".png")
