@@ -191,7 +191,8 @@ def image_dataset_from_directory(
             ``"drop"`` (the last ``len % count`` files of each epoch's order sit out).
         cache: keep decoded, resized samples so later epochs skip decoding: ``"memory"``
             or a file path (memory-mapped, kept between runs). Needs
-            ``len(files) * H * W * C * itemsize`` bytes. Entries are invalidated when their
+            ``len(files) * H * W * C * itemsize`` bytes. Unshuffled batches served from
+            the cache are read-only views of it (no copy). Entries are invalidated when their
             file changes, the whole cache when the output settings or file list change.
         initial_state: a ``state()`` from an earlier dataset built with the same
             arguments: iteration resumes at that epoch and batch, without decoding the

@@ -93,7 +93,14 @@ class SampleCache:
         return bool(self.valid[file_indices].all())
 
     def get(self, file_indices: np.ndarray) -> np.ndarray:
+        """The samples, in order. A run of consecutive files (unshuffled epochs) comes back
+        as a read-only view of the cache, without a copy; other orders as a new array."""
         self.hits += len(file_indices)
+        n = len(file_indices)
+        if n and file_indices[-1] - file_indices[0] == n - 1 and (n == 1 or bool((np.diff(file_indices) == 1).all())):
+            view = np.asarray(self.data[file_indices[0] : file_indices[0] + n]).view()
+            view.flags.writeable = False
+            return view
         return np.asarray(self.data[file_indices])
 
     def put(self, file_indices: np.ndarray, images: np.ndarray) -> None:

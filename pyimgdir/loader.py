@@ -241,7 +241,9 @@ class BatchSource:
                 positions_all = np.nonzero(keep)[0]
                 for start in range(0, len(positions_all), block):
                     positions = positions_all[start : start + block]
-                    yield cache.get(order[positions]), positions
+                    # skipped files are already out of positions_all: every block is full
+                    # but the last, so nothing needs re-batching
+                    yield cache.get(order[positions]), positions, False
                 return
         it = self._loader.iterate(order, block)
         config = self._loader.config
@@ -268,7 +270,7 @@ class BatchSource:
                     positions = np.arange(first, first + len(images), dtype=np.int64)
                 if cache is not None:
                     cache.put(order[positions], images)
-                yield images, positions
+                yield images, positions, bool(failures)
         finally:
             it.close()
             with _LIVE_LOCK:
@@ -306,7 +308,7 @@ class BatchSource:
                 self._position = (epoch + 1, 0) if done else (epoch, batch_no)
 
         if self.batch_size is None:
-            for images, positions in self._raw_batches(order, _UNBATCHED_BLOCK):
+            for images, positions, _ in self._raw_batches(order, _UNBATCHED_BLOCK):
                 labels = self.labels.encode(order[positions]) if with_labels else None
                 for i in range(len(images)):
                     advance(1)
@@ -314,8 +316,9 @@ class BatchSource:
             return
         carry_x: Optional[np.ndarray] = None  # samples waiting for a full batch (skip mode)
         carry_p: Optional[np.ndarray] = None
-        for images, positions in self._raw_batches(order, bs):
-            if carry_x is None and len(images) == bs:
+        for images, positions, dropped in self._raw_batches(order, bs):
+            if carry_x is None and not dropped:
+                # (a short batch without dropped files can only be the epoch's last)
                 # The common case: the core's buffer goes out as is, without a copy.
                 advance(1)
                 yield (images, self.labels.encode(order[positions])) if with_labels else images

@@ -88,3 +88,16 @@ def test_settings_change_invalidates_everything(tree, tmp_path):
 def test_cache_argument_checked(tree):
     with pytest.raises(ValueError, match="cache"):
         pyimgdir.image_dataset_from_directory(tree, cache=True)
+
+
+def test_unshuffled_cached_batches_are_read_only_views(tree):
+    ds = pyimgdir.image_dataset_from_directory(
+        tree, format="numpy", verbose=False, image_size=(8, 8), batch_size=4, shuffle=False, cache="memory"
+    )
+    first = [x.copy() for x, _ in ds]
+    again = [x for x, _ in ds]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+        assert not b.flags.writeable and not b.flags.owndata
+    with pytest.raises(ValueError):
+        again[0][0, 0, 0, 0] = 1.0
