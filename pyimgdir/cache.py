@@ -105,5 +105,9 @@ class SampleCache:
 
     def put(self, file_indices: np.ndarray, images: np.ndarray) -> None:
         self.misses += len(file_indices)
-        self.data[file_indices] = images
+        n = len(file_indices)
+        if n and file_indices[-1] - file_indices[0] == n - 1 and (n == 1 or bool((np.diff(file_indices) == 1).all())):
+            self.data[file_indices[0] : file_indices[0] + n] = images  # one block copy
+        else:
+            self.data[file_indices] = images
         self.valid[file_indices] = True
