@@ -91,12 +91,15 @@ auto without_gil(F&& f) -> decltype(f()) {
     }
 }
 
+// Decoder and OS messages are text, but never let a stray byte turn into an exception.
+py::str reason_str(const std::string& s) { return py::bytes(s).attr("decode")("utf-8", "replace"); }
+
 py::object load_error_class() { return py::module_::import("pyimgdir.errors").attr("ImageLoadError"); }
 
 [[noreturn]] void raise_load_error(const std::string& path, const std::string& reason, int64_t position,
                                    int64_t file_index) {
     py::object cls = load_error_class();
-    py::object exc = cls(fs_str(path), py::str(py::bytes(reason).attr("decode")("utf-8", "replace")), position, file_index);
+    py::object exc = cls(fs_str(path), reason_str(reason), position, file_index);
     PyErr_SetObject(cls.ptr(), exc.ptr());
     throw py::error_already_set();
 }
@@ -292,7 +295,7 @@ PYBIND11_MODULE(_core, m) {
                          py::list failures;
                          for (const auto& f : b.failures)
                              failures.append(py::make_tuple(f.position, f.file_index, fs_str(f.path),
-                                                            py::bytes(f.reason).attr("decode")("utf-8", "replace")));
+                                                            reason_str(f.reason)));
                          return py::make_tuple(batch_view(b.buffer, b.count, cfg), b.first_position, failures);
                      }
                      // Timed out: let Ctrl-C and other signals through, then keep waiting.
@@ -329,7 +332,7 @@ PYBIND11_MODULE(_core, m) {
             py::list out;
             for (const auto& f : c.failures())
                 out.append(py::make_tuple(f.file_index, fs_str(f.path),
-                                          py::bytes(f.reason).attr("decode")("utf-8", "replace")));
+                                          reason_str(f.reason)));
             return out;
         });
 

@@ -292,7 +292,7 @@ def image_dataset_from_directory(
 
     index = index_directory(
         directory,
-        labels if labels is not None else None,
+        labels,
         formats=ALLOWLIST_FORMATS,
         class_names=class_names,
         follow_links=follow_links,

@@ -29,6 +29,14 @@ def _stamps(paths: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _run_start(file_indices: np.ndarray):
+    """The first index when `file_indices` are consecutive (a slice can replace them)."""
+    n = len(file_indices)
+    if n and file_indices[-1] - file_indices[0] == n - 1 and (n == 1 or bool((np.diff(file_indices) == 1).all())):
+        return int(file_indices[0])
+    return None
+
+
 class SampleCache:
     def __init__(self, file_paths: Sequence[str], shape, dtype, config: dict, path: Optional[str] = None):
         self.n = len(file_paths)
@@ -96,18 +104,18 @@ class SampleCache:
         """The samples, in order. A run of consecutive files (unshuffled epochs) comes back
         as a read-only view of the cache, without a copy; other orders as a new array."""
         self.hits += len(file_indices)
-        n = len(file_indices)
-        if n and file_indices[-1] - file_indices[0] == n - 1 and (n == 1 or bool((np.diff(file_indices) == 1).all())):
-            view = np.asarray(self.data[file_indices[0] : file_indices[0] + n]).view()
+        start = _run_start(file_indices)
+        if start is not None:
+            view = np.asarray(self.data[start : start + len(file_indices)]).view()
             view.flags.writeable = False
             return view
         return np.asarray(self.data[file_indices])
 
     def put(self, file_indices: np.ndarray, images: np.ndarray) -> None:
         self.misses += len(file_indices)
-        n = len(file_indices)
-        if n and file_indices[-1] - file_indices[0] == n - 1 and (n == 1 or bool((np.diff(file_indices) == 1).all())):
-            self.data[file_indices[0] : file_indices[0] + n] = images  # one block copy
+        start = _run_start(file_indices)
+        if start is not None:
+            self.data[start : start + len(file_indices)] = images  # one block copy
         else:
             self.data[file_indices] = images
         self.valid[file_indices] = True

@@ -211,13 +211,6 @@ bool rows_needed(const void* ctx, int H, int W, uint8_t* mask) {
     return rows_read_by_resize(cfg.interpolation, in_h, out_h, mask + y0);
 }
 
-uint8_t to_u8(float v) {
-    // Round half away from zero after clamping (the documented uint8 conversion).
-    if (!(v > 0.0f)) return 0;
-    if (v >= 255.0f) return 255;
-    return static_cast<uint8_t>(v + 0.5f);
-}
-
 }  // namespace
 
 void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
@@ -288,16 +281,14 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
                     f + (static_cast<size_t>(dst.y) * tw + dst.x) * C, dst.h, dst.w,
                     static_cast<size_t>(tw) * C, cfg.interpolation);
     if (direct) return;
+    // channels_first: transpose HWC scratch into CHW (uint8 HWC returned above).
     if (cfg.output == OutputType::Float32) {
         float* o = reinterpret_cast<float*>(out);
         for (size_t p = 0; p < plane; ++p)
             for (int k = 0; k < C; ++k) o[k * plane + p] = f[p * C + k];
-    } else if (cfg.channels_first) {
-        for (size_t p = 0; p < plane; ++p)
-            for (int k = 0; k < C; ++k) out[k * plane + p] = to_u8(f[p * C + k]);
     } else {
-        const size_t n = plane * C;
-        for (size_t i = 0; i < n; ++i) out[i] = to_u8(f[i]);
+        for (size_t p = 0; p < plane; ++p)
+            for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(f[p * C + k]);
     }
 }
 

@@ -81,14 +81,6 @@ void bilinear_lerp(const float* __restrict top, const float* __restrict bot, flo
     for (int j = 0; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
 }
 
-// Clamp to [0, 255], then round halves up: branch-free so the loops vectorise. (NaN
-// cannot occur: inputs are bytes and the weights finite.)
-inline uint8_t round_to_u8(float v) {
-    v = v < 0.0f ? 0.0f : v;
-    v = v > 255.0f ? 255.0f : v;
-    return static_cast<uint8_t>(static_cast<int>(v + 0.5f));
-}
-
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif

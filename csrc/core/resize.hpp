@@ -20,6 +20,14 @@ Interpolation parse_interpolation(const std::string& name);
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int out_h, int out_w, size_t dst_stride, Interpolation method);
 
+// The uint8 conversion of every uint8 output: clamp to [0, 255], then round halves up.
+// Branch-free so loops using it vectorise (NaN cannot occur: inputs are bytes, weights finite).
+inline uint8_t round_to_u8(float v) {
+    v = v < 0.0f ? 0.0f : v;
+    v = v > 255.0f ? 255.0f : v;
+    return static_cast<uint8_t>(static_cast<int>(v + 0.5f));
+}
+
 // Resizes and rounds to uint8 (clamped to [0, 255], halves away from zero): the value is
 // that of resize_to_float rounded, computed without a float image where the method allows.
 void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,

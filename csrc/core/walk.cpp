@@ -210,11 +210,11 @@ class Walker {
             if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
             const size_t len = std::strlen(name);
             bool is_dir = false, is_link = false;
+            struct stat target{};  // what a link points to (valid when is_link && is_dir)
             unsigned char type = e->d_type;
             if (type == DT_DIR) {
                 is_dir = true;
             } else if (type == DT_LNK || type == DT_UNKNOWN) {
-                struct stat st;
                 const std::string full = join(path, name);
                 if (type == DT_UNKNOWN) {
                     struct stat lst;
@@ -223,18 +223,13 @@ class Walker {
                     is_link = true;
                 }
                 // Like os.DirEntry.is_dir(): follows symlinks; a broken link is a file.
-                if (::stat(full.c_str(), &st) == 0) is_dir = S_ISDIR(st.st_mode);
+                if (::stat(full.c_str(), &target) == 0) is_dir = S_ISDIR(target.st_mode);
             }
             if (is_dir) {
                 if (is_link && !opts_.follow_links) continue;
                 std::string rel = task.rel.empty() ? std::string(name) : join(task.rel, name);
-                if (is_link) {
-                    struct stat st;
-                    const std::string full = join(path, name);
-                    if (::stat(full.c_str(), &st) == 0 && ancestry &&
-                        ancestry->contains(DirId{st.st_dev, st.st_ino}))
-                        continue;  // a link back up the tree: already being walked
-                }
+                if (is_link && ancestry && ancestry->contains(DirId{target.st_dev, target.st_ino}))
+                    continue;  // a link back up the tree: already being walked
                 children.push_back(Task{task.top, std::move(rel), ancestry});
             } else if (has_allowed_extension(name, len, opts_.extensions)) {
                 out.files.emplace_back(name, len);
