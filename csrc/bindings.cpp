@@ -252,6 +252,28 @@ PYBIND11_MODULE(_core, m) {
         py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28);
 
     m.def(
+        "decode_jpeg_scaled",
+        [](py::bytes data, int channels, int scale, bool fast_eighth) {
+            if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
+                throw std::invalid_argument("scale must be 1, 2, 4 or 8");
+            std::string_view v = data;
+            DecodeOptions o;
+            o.channels = channels;
+            o.jpeg_fast_eighth = fast_eighth;
+            o.choose_jpeg_scale = [](const void* ctx, int, int) { return *static_cast<const int*>(ctx); };
+            o.scale_ctx = &scale;
+            Image img;
+            {
+                py::gil_scoped_release nogil;
+                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
+            }
+            py::array_t<uint8_t> out({img.height, img.width, img.channels});
+            std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
+            return py::make_tuple(out, img.from_dc_terms);
+        },
+        py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true);
+
+    m.def(
         "resize",
         [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> img, int height, int width,
            const std::string& method) -> py::array {

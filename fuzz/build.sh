@@ -11,7 +11,8 @@ command -v "$CXX" >/dev/null || { echo "needs clang++ (apt-get install clang)" >
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$root/csrc" \
     "$root/fuzz/decode_fuzzer.cpp" \
-    "$root"/csrc/core/decode.cpp "$root"/csrc/core/decode_jpeg.cpp "$root"/csrc/core/decode_png.cpp \
+    "$root"/csrc/core/decode.cpp "$root"/csrc/core/decode_jpeg.cpp "$root"/csrc/core/decode_jpeg_eighth.cpp \
+    "$root"/csrc/core/decode_png.cpp \
     "$root"/csrc/core/decode_gif.cpp "$root"/csrc/core/decode_bmp.cpp \
     -ljpeg -lpng -o "$out/decode_fuzzer"
 echo "built $out/decode_fuzzer"

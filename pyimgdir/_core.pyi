@@ -45,6 +45,13 @@ def sniff_format(data: bytes, /) -> _Format:
 def decode(data: bytes, channels: int = 3, max_pixels: int = ...) -> NDArray[np.uint8]:
     """Decodes an encoded image into an (H, W, channels) uint8 array. Raises :class:`DecodeError`."""
 
+def decode_jpeg_scaled(
+    data: bytes, channels: int = 3, scale: int = 8, fast_eighth: bool = True
+) -> Tuple[NDArray[np.uint8], bool]:
+    """Decodes with DCT scaling 1/``scale`` (1, 2, 4 or 8) as ``jpeg_downscale`` does, for any
+    format (only JPEGs scale). Returns the image and whether the 1/8 path built it from the DC
+    terms (``fast_eighth=False`` always decodes through libjpeg)."""
+
 def resize(
     image: ArrayLike, height: int, width: int, method: str = "bilinear"
 ) -> Union[NDArray[np.float32], NDArray[np.uint8]]:

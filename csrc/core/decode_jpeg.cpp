@@ -1,5 +1,7 @@
 #include "core/decode_jpeg.hpp"
 
+#include "core/decode_jpeg_eighth.hpp"
+
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -192,6 +194,15 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
                           std::to_string(cinfo.image_height) +
                           " pixels, more than the limit of " + std::to_string(opts.max_pixels) +
                           " (max_pixels)");
+    }
+
+    if (cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
+        decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out)) {
+        out.source_height = static_cast<int>(cinfo.image_height);
+        out.source_width = static_cast<int>(cinfo.image_width);
+        out.from_dc_terms = true;
+        jpeg_abort_decompress(&cinfo);
+        return;
     }
 
     jpeg_start_decompress(&cinfo);

@@ -25,8 +25,11 @@ struct Image {
     int source_height = 0;
     int source_width = 0;
     std::vector<uint8_t> pixels;
+    // Set by the 1/8-scale JPEG path that works from DC terms (decode_jpeg_eighth.cpp).
+    bool from_dc_terms = false;
 
     void reset(int h, int w, int c) {
+        from_dc_terms = false;
         height = source_height = h;
         width = source_width = w;
         channels = c;
@@ -44,6 +47,9 @@ struct DecodeOptions {
     // largest allowed denominator (1, 2, 4 or 8). Null: always decode at full size.
     int (*choose_jpeg_scale)(const void* ctx, int height, int width) = nullptr;
     const void* scale_ctx = nullptr;
+    // At scale 1/8, decode baseline JPEGs from their DC terms (decode_jpeg_eighth.cpp, same
+    // pixels as libjpeg, which stays the fallback). False: always decode through libjpeg.
+    bool jpeg_fast_eighth = true;
     // Optional: given the decoded (height, width), marks the rows the caller will read in
     // `mask` (height bytes, zeroed) and returns true; rows left unmarked may be skipped and
     // their pixels left undefined. Returns false when every row is needed.

@@ -1,0 +1,490 @@
+#include "core/decode_jpeg_eighth.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <jpeglib.h>
+
+namespace pyimgdir {
+namespace {
+
+constexpr int kFastBits = 9;    // one-symbol lookup: codes up to 9 bits
+constexpr int kSkipBits = 13;   // luma AC skip lookup: as many whole symbols as fit in 13 bits
+constexpr size_t kPad = 8192;   // zero bytes after the data; one MCU reads under kPad / 2
+
+// Zig-zag position -> natural (row-major) position in the 8x8 block (JPEG, Figure A.6).
+constexpr uint8_t kNatural[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+                                  12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+                                  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                                  58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+
+struct Huffman {
+    uint16_t fast[1 << kFastBits];  // (code length << 8) | symbol; 0: a longer code
+    int32_t maxcode[17];            // largest code of each length, -1 when none
+    int32_t offset[17];             // vals index of a code of each length, minus the code
+    uint8_t vals[256];
+    // AC tables only: for the next kSkipBits bits, the bits taken by the whole symbols (codes and
+    // their value bits) they hold, the coefficient positions those advance, and bit 15 when
+    // the last of them is end-of-block. 0: decode one symbol the long way.
+    uint16_t skip[1 << kSkipBits];
+};
+
+// Builds a table from a DHT segment as libjpeg checks it (jpeg_make_d_derived_tbl): at most
+// 256 symbols, no all-ones code of any length, DC symbols at most 15. Returns false where
+// libjpeg would refuse the table.
+bool build_huffman(const JHUFF_TBL* t, bool dc, Huffman& h) {
+    int total = 0;
+    for (int l = 1; l <= 16; ++l) total += t->bits[l];
+    if (total > 256) return false;
+    std::memset(h.fast, 0, sizeof(h.fast));
+    std::memcpy(h.vals, t->huffval, static_cast<size_t>(total));
+    int32_t code = 0;
+    int k = 0;
+    for (int l = 1; l <= 16; ++l) {
+        const int count = t->bits[l];
+        h.offset[l] = k - code;
+        for (int i = 0; i < count; ++i, ++k, ++code) {
+            if (code >= (int32_t(1) << l) - 1) return false;  // an all-ones (or longer) code
+            if (dc && h.vals[k] > 15) return false;
+            if (l <= kFastBits) {
+                const int shift = kFastBits - l;
+                for (int j = 0; j < (1 << shift); ++j)
+                    h.fast[(code << shift) | j] = static_cast<uint16_t>(l << 8 | h.vals[k]);
+            }
+        }
+        h.maxcode[l] = count ? code - 1 : -1;
+        code <<= 1;
+    }
+    if (dc) return true;
+    for (uint32_t idx = 0; idx < (1u << kSkipBits); ++idx) {
+        int used = 0, advance = 0, eob = 0;
+        while (used < kSkipBits) {
+            const int left = kSkipBits - used;
+            const uint16_t f = h.fast[((idx << used) & ((1u << kSkipBits) - 1)) >> (kSkipBits - kFastBits)];
+            const int len = f >> 8;
+            if (len == 0 || len > left) break;
+            const int run = (f & 0xFF) >> 4, size = f & 15;
+            if (len + size > left) break;
+            used += len + size;
+            if (size == 0 && run != 15) {
+                eob = 1;
+                break;
+            }
+            advance += size ? run + 1 : 16;
+            if (advance > 63) break;
+        }
+        h.skip[idx] = static_cast<uint16_t>(used | advance << 8 | eob << 15);
+    }
+    return true;
+}
+
+// MSB-first bit reader over unstuffed data followed by kPad zero bytes.
+struct Bits {
+    const uint8_t* p;
+    uint64_t buf = 0;
+    int n = 0;  // valid bits at the top of buf
+
+    explicit Bits(const uint8_t* start) : p(start) {}
+    void refill() {  // afterwards at least 56 bits are valid
+        uint64_t v;
+        std::memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        buf |= v >> n;
+        p += (63 - n) >> 3;
+        n |= 56;
+    }
+    uint32_t peek(int k) const { return static_cast<uint32_t>(buf >> (64 - k)); }
+    void drop(int k) {
+        buf <<= k;
+        n -= k;
+    }
+    int64_t consumed(const uint8_t* start) const { return (p - start) * 8 - n; }
+};
+
+inline bool decode_symbol(Bits& b, const Huffman& h, int& sym) {
+    const uint16_t f = h.fast[b.peek(kFastBits)];
+    if (f) {
+        b.drop(f >> 8);
+        sym = f & 0xFF;
+        return true;
+    }
+    for (int l = kFastBits + 1; l <= 16; ++l) {
+        const int32_t code = static_cast<int32_t>(b.peek(l));
+        if (code <= h.maxcode[l]) {
+            b.drop(l);
+            sym = h.vals[h.offset[l] + code];
+            return true;
+        }
+    }
+    return false;  // no such code: damaged data
+}
+
+// The value of `s` bits read as a JPEG magnitude category (libjpeg's HUFF_EXTEND).
+inline int extend(int v, int s) { return v < (1 << (s - 1)) ? v - (1 << s) + 1 : v; }
+
+// Walks one block's AC codes without keeping the values.
+inline bool skip_ac(Bits& b, const Huffman& h) {
+    for (int k = 1; k < 64;) {
+        if (b.n < 32) b.refill();
+        const uint16_t e = h.skip[b.peek(kSkipBits)];
+        const int used = e & 0xFF, advance = (e >> 8) & 0x7F, eob = e >> 15;
+        // An end-of-block inside the entry counts only if the block is not already full.
+        if (used && k + advance + eob <= 64) {
+            b.drop(used);
+            if (eob) return true;
+            k += advance;
+            continue;
+        }
+        int rs;
+        if (!decode_symbol(b, h, rs)) return false;
+        const int run = rs >> 4, size = rs & 15;
+        if (size) {
+            b.drop(size);
+            k += run + 1;
+        } else {
+            if (run != 15) return true;
+            k += 16;
+        }
+    }
+    return true;
+}
+
+// Decodes one block's AC values into `coef` (natural order, zeroed by the caller), marking
+// the positions written in `nonzero`.
+inline bool decode_ac(Bits& b, const Huffman& h, int16_t* coef, uint64_t& nonzero) {
+    for (int k = 1; k < 64; ++k) {
+        if (b.n < 32) b.refill();
+        int rs;
+        if (!decode_symbol(b, h, rs)) return false;
+        const int run = rs >> 4, size = rs & 15;
+        if (size) {
+            k += run;
+            if (k > 63) return false;  // libjpeg clamps this; leave damaged data to it
+            const int v = static_cast<int>(b.peek(size));
+            b.drop(size);
+            coef[kNatural[k]] = static_cast<int16_t>(extend(v, size));
+            nonzero |= uint64_t(1) << kNatural[k];
+        } else {
+            if (run != 15) return true;
+            k += 15;
+        }
+    }
+    return true;
+}
+
+// The AC positions (natural order) the 2x2 IDCT reads: rows and columns 0, 1, 3, 5, 7.
+constexpr uint64_t k2x2Terms = [] {
+    uint64_t m = 0;
+    const int rc[5] = {0, 1, 3, 5, 7};
+    for (int r : rc)
+        for (int c : rc)
+            if (r || c) m |= uint64_t(1) << (8 * r + c);
+    return m;
+}();
+
+// libjpeg's post-IDCT range limit: the low 10 bits as a signed value, plus 128, clamped.
+inline uint8_t idct_limit(int32_t x) {
+    int v = ((x & 1023) ^ 512) - 512;
+    v += 128;
+    return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+inline int32_t descale(int64_t x, int n) { return static_cast<int32_t>((x + (int64_t(1) << (n - 1))) >> n); }
+
+// libjpeg-turbo's reduced 2x2 IDCT (jidctred.c), CONST_BITS 13, PASS1_BITS 2: columns and
+// rows 0, 1, 3, 5 and 7 of the dequantized block. libjpeg shortcuts columns and rows whose
+// odd terms are all zero; the full formula gives the same values there (the rounding
+// constant is below the shifted-out bits), so it is used throughout, without branches.
+// libjpeg-turbo runs this IDCT in SSE2 with 16-bit products, workspace and saturation, which
+// agree with this arithmetic only while every dequantized term and workspace value fits in
+// 16 bits and the result lies in [-512, 511]. Otherwise (damaged data only: real images stay
+// far inside) this returns false and the file goes to libjpeg.
+bool idct_2x2(const int16_t* coef, const int16_t* q, uint8_t* out, size_t stride) {
+    constexpr int64_t k0720 = 5906, k0850 = 6967, k1272 = 10426, k3624 = 29692;
+    int64_t ws[2][5];
+    const int cols[5] = {0, 1, 3, 5, 7};
+    bool ok = true;
+    auto z = [&](int pos) {
+        const int v = coef[pos] * q[pos];
+        ok &= v >= -32768 && v <= 32767;
+        return static_cast<int64_t>(v);
+    };
+    for (int i = 0; i < 5; ++i) {
+        const int c = cols[i];
+        const int64_t t10 = z(c) * 32768;  // << (CONST_BITS + 2)
+        const int64_t t0 = -k0720 * z(56 + c) + k0850 * z(40 + c) - k1272 * z(24 + c) + k3624 * z(8 + c);
+        ws[0][i] = descale(t10 + t0, 13);
+        ws[1][i] = descale(t10 - t0, 13);
+        ok &= ws[0][i] >= -32768 && ws[0][i] <= 32767 && ws[1][i] >= -32768 && ws[1][i] <= 32767;
+    }
+    int32_t v[4];
+    for (int r = 0; r < 2; ++r) {
+        const int64_t* w = ws[r];
+        const int64_t t10 = w[0] * 32768;
+        const int64_t t0 = -k0720 * w[4] + k0850 * w[3] - k1272 * w[2] + k3624 * w[1];
+        v[2 * r] = descale(t10 + t0, 20);
+        v[2 * r + 1] = descale(t10 - t0, 20);
+    }
+    for (int i = 0; i < 4; ++i) ok &= v[i] >= -512 && v[i] <= 511;
+    if (!ok) return false;
+    out[0] = idct_limit(v[0]);
+    out[1] = idct_limit(v[1]);
+    out[stride] = idct_limit(v[2]);
+    out[stride + 1] = idct_limit(v[3]);
+    return true;
+}
+
+// The same IDCT when no AC term it reads is set: one value, under the same conditions.
+bool idct_2x2_dc(int dc, int q0, uint8_t* out, size_t stride) {
+    const int z = dc * q0;
+    if (z < -8192 || z > 8191) return false;  // z and its workspace value 4z in 16 bits
+    const int v = descale(z, 3);
+    if (v < -512 || v > 511) return false;
+    out[0] = out[1] = out[stride] = out[stride + 1] = idct_limit(v);
+    return true;
+}
+
+// libjpeg's YCbCr -> RGB tables (jdcolor.c), 16 fractional bits.
+struct YccTables {
+    int cr_r[256], cb_b[256], cr_g[256], cb_g[256];
+    YccTables() {
+        auto fix = [](double v) { return static_cast<int32_t>(v * 65536.0 + 0.5); };
+        for (int i = 0; i < 256; ++i) {
+            const int32_t x = i - 128;
+            cr_r[i] = (fix(1.40200) * x + (1 << 15)) >> 16;
+            cb_b[i] = (fix(1.77200) * x + (1 << 15)) >> 16;
+            cr_g[i] = -fix(0.71414) * x;
+            cb_g[i] = -fix(0.34414) * x + (1 << 15);
+        }
+    }
+};
+
+inline uint8_t clamp255(int v) { return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+struct Component {
+    int index;       // position in the frame (0 = Y or grey)
+    int h, v;        // sampling factors
+    int scaled;      // IDCT output size per block: 1 (DC only) or 2
+    const Huffman* dc;
+    const Huffman* ac;
+    int16_t q[64];   // quantization table as libjpeg's ISLOW multipliers (short)
+    int pred;
+    size_t stride;   // plane row length in samples
+    uint8_t* plane;
+};
+
+struct Scratch {
+    std::vector<uint8_t> data;   // unstuffed entropy-coded data
+    std::vector<size_t> ends;    // end of each restart interval in `data`
+    std::vector<uint8_t> planes[3];
+    Huffman tables[8];           // DC 0-3, AC 0-3
+    JHUFF_TBL built_from[8];     // the DHT contents each table was last built from
+    bool built[8] = {};
+
+    // The table for slot `i`, rebuilt only when the file's DHT differs from the last one
+    // (files from one encoder usually share their tables). Null where libjpeg would refuse
+    // the table, and where the file has none (libjpeg then substitutes its default tables).
+    const Huffman* table(int i, const JHUFF_TBL* t) {
+        if (t == nullptr) return nullptr;
+        if (built[i] && std::memcmp(built_from[i].bits, t->bits, sizeof(t->bits)) == 0 &&
+            std::memcmp(built_from[i].huffval, t->huffval, sizeof(t->huffval)) == 0)
+            return &tables[i];
+        built[i] = false;
+        if (!build_huffman(t, i < 4, tables[i])) return nullptr;
+        std::memcpy(built_from[i].bits, t->bits, sizeof(t->bits));
+        std::memcpy(built_from[i].huffval, t->huffval, sizeof(t->huffval));
+        built[i] = true;
+        return &tables[i];
+    }
+};
+
+// Copies the entropy-coded data with stuffed zero bytes removed, splitting it at restart
+// markers, which must come in order. Stops at any other marker; false if there is none.
+bool unstuff(const uint8_t* p, const uint8_t* end, Scratch& s) {
+    s.data.clear();
+    s.ends.clear();
+    int next_rst = 0;
+    while (p < end) {
+        const uint8_t* ff = static_cast<const uint8_t*>(std::memchr(p, 0xFF, static_cast<size_t>(end - p)));
+        if (ff == nullptr) return false;  // the file ends inside the scan
+        s.data.insert(s.data.end(), p, ff);
+        const uint8_t* m = ff + 1;
+        while (m < end && *m == 0xFF) ++m;  // fill bytes
+        if (m == end) return false;
+        if (*m == 0x00) {
+            s.data.push_back(0xFF);
+        } else if (*m >= 0xD0 && *m <= 0xD7) {
+            if (*m - 0xD0 != next_rst) return false;
+            next_rst = (next_rst + 1) & 7;
+            s.ends.push_back(s.data.size());
+        } else {
+            s.ends.push_back(s.data.size());
+            s.data.insert(s.data.end(), kPad, 0);
+            return true;
+        }
+        p = m + 1;
+    }
+    return false;
+}
+
+}  // namespace
+
+bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, int channels,
+                        Image& out) {
+    static const YccTables ycc;
+    thread_local Scratch s;
+
+    if (ci.progressive_mode || ci.arith_code || ci.data_precision != 8) return false;
+    if (ci.scale_num != 1 || ci.scale_denom != 8 || ci.min_DCT_scaled_size != 1) return false;
+    if (ci.Ss != 0 || ci.Se != 63 || ci.Ah != 0 || ci.Al != 0) return false;
+    const int nc = ci.num_components;
+    if (ci.comps_in_scan != nc) return false;
+    if (nc == 1) {
+        if (ci.jpeg_color_space != JCS_GRAYSCALE) return false;
+    } else if (nc == 3) {
+        if (ci.jpeg_color_space != JCS_YCbCr) return false;
+    } else {
+        return false;
+    }
+    if (channels != 1 && channels != 3 && channels != 4) return false;
+    if (ci.max_h_samp_factor > 2 || ci.max_v_samp_factor > 2) return false;
+
+    const int width = static_cast<int>(ci.image_width), height = static_cast<int>(ci.image_height);
+    const int out_w = static_cast<int>(ci.output_width), out_h = static_cast<int>(ci.output_height);
+    if (width <= 0 || height <= 0 || out_w <= 0 || out_h <= 0) return false;
+    // One component: one block per MCU whatever its factors (a non-interleaved scan).
+    const int hmax = nc == 1 ? 1 : ci.max_h_samp_factor, vmax = nc == 1 ? 1 : ci.max_v_samp_factor;
+    const int mcus_x = (width + 8 * hmax - 1) / (8 * hmax), mcus_y = (height + 8 * vmax - 1) / (8 * vmax);
+
+    Component comps[3];
+    for (int i = 0; i < nc; ++i) {
+        const jpeg_component_info* cp = ci.cur_comp_info[i];
+        Component& c = comps[i];
+        c.index = cp->component_index;
+        if (c.index < 0 || c.index >= nc) return false;
+        c.h = nc == 1 ? 1 : cp->h_samp_factor;
+        c.v = nc == 1 ? 1 : cp->v_samp_factor;
+        c.scaled = cp->DCT_scaled_size;
+        if (c.scaled != 1 && c.scaled != 2) return false;
+        // Full-resolution samples per MCU must be a whole multiple of this component's.
+        if (hmax % (c.h * c.scaled) != 0 || vmax % (c.v * c.scaled) != 0) return false;
+        if (hmax / (c.h * c.scaled) > 2 || vmax / (c.v * c.scaled) > 2) return false;
+        const int dt = cp->dc_tbl_no, at = cp->ac_tbl_no;
+        if (dt < 0 || dt > 3 || at < 0 || at > 3) return false;
+        c.dc = s.table(dt, ci.dc_huff_tbl_ptrs[dt]);
+        c.ac = s.table(4 + at, ci.ac_huff_tbl_ptrs[at]);
+        if (c.dc == nullptr || c.ac == nullptr) return false;
+        const int qt = cp->quant_tbl_no;
+        if (qt < 0 || qt >= NUM_QUANT_TBLS || ci.quant_tbl_ptrs[qt] == nullptr) return false;
+        for (int k = 0; k < 64; ++k) c.q[k] = static_cast<int16_t>(ci.quant_tbl_ptrs[qt]->quantval[k]);
+        c.pred = 0;
+        c.stride = static_cast<size_t>(mcus_x) * c.h * c.scaled;
+        s.planes[i].resize(c.stride * static_cast<size_t>(mcus_y) * c.v * c.scaled);
+        c.plane = s.planes[i].data();
+    }
+    for (int i = 0; i < nc; ++i)
+        for (int j = 0; j < i; ++j)
+            if (comps[i].index == comps[j].index) return false;
+
+    if (!unstuff(scan, end, s)) return false;
+    const int64_t total = static_cast<int64_t>(mcus_x) * mcus_y;
+    const int64_t interval = ci.restart_interval > 0 ? ci.restart_interval : total;
+    if (static_cast<int64_t>(s.ends.size()) != (total + interval - 1) / interval) return false;
+
+    const uint8_t* base = s.data.data();
+    size_t seg = 0, seg_start = 0;
+    Bits b(base);
+    int16_t coef[64] = {};
+    for (int64_t m = 0; m < total; ++m) {
+        if (m > 0 && m % interval == 0) {
+            if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
+            seg_start = s.ends[seg++];
+            b = Bits(base + seg_start);
+            for (int i = 0; i < nc; ++i) comps[i].pred = 0;
+        }
+        const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
+        for (int i = 0; i < nc; ++i) {
+            Component& c = comps[i];
+            for (int by = 0; by < c.v; ++by)
+                for (int bx = 0; bx < c.h; ++bx) {
+                    if (b.n < 32) b.refill();
+                    int sz;
+                    if (!decode_symbol(b, *c.dc, sz)) return false;
+                    if (sz) {
+                        const int v = static_cast<int>(b.peek(sz));
+                        b.drop(sz);
+                        const int diff = extend(v, sz);
+                        // libjpeg refuses a DC value that overflows an int.
+                        if ((c.pred >= 0 && diff > INT_MAX - c.pred) || (c.pred < 0 && diff < INT_MIN - c.pred))
+                            return false;
+                        c.pred += diff;
+                    }
+                    const size_t y0 = (static_cast<size_t>(my) * c.v + by) * c.scaled;
+                    const size_t x0 = (static_cast<size_t>(mx) * c.h + bx) * c.scaled;
+                    uint8_t* o = c.plane + y0 * c.stride + x0;
+                    if (c.scaled == 1) {
+                        if (!skip_ac(b, *c.ac)) return false;
+                        const int dc = static_cast<int16_t>(c.pred) * c.q[0];
+                        *o = idct_limit(descale(dc, 3));
+                    } else {
+                        uint64_t nonzero = 0;
+                        if (!decode_ac(b, *c.ac, coef, nonzero)) return false;
+                        coef[0] = static_cast<int16_t>(c.pred);
+                        const bool done = (nonzero & k2x2Terms) == 0 ? idct_2x2_dc(coef[0], c.q[0], o, c.stride)
+                                                                     : idct_2x2(coef, c.q, o, c.stride);
+                        for (; nonzero; nonzero &= nonzero - 1) coef[__builtin_ctzll(nonzero)] = 0;
+                        if (!done) return false;
+                    }
+                }
+        }
+        // Damaged data can read into the padding; one MCU never reads past it.
+        if (b.p > base + s.ends[seg] + kPad / 2) return false;
+    }
+    if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
+
+    // Upsample by replication (libjpeg skips fancy upsampling at 1/8) and convert colour.
+    out.reset(out_h, out_w, channels);
+    const Component* yc = nullptr;
+    const Component* cb = nullptr;
+    const Component* cr = nullptr;
+    for (int i = 0; i < nc; ++i) {
+        if (comps[i].index == 0) yc = &comps[i];
+        if (comps[i].index == 1) cb = &comps[i];
+        if (comps[i].index == 2) cr = &comps[i];
+    }
+    // Replication factors are 1 or 2 (sampling factors and scales are 1 or 2): shifts.
+    auto shift = [&](const Component* c, bool horizontal) {
+        return horizontal ? (hmax / (c->h * c->scaled)) >> 1 : (vmax / (c->v * c->scaled)) >> 1;
+    };
+    const int ysx = shift(yc, true), ysy = shift(yc, false);
+    for (int y = 0; y < out_h; ++y) {
+        uint8_t* o = out.data() + static_cast<size_t>(y) * out_w * channels;
+        const uint8_t* yrow = yc->plane + static_cast<size_t>(y >> ysy) * yc->stride;
+        if (nc == 1 || channels == 1) {
+            for (int x = 0; x < out_w; ++x) {
+                const uint8_t g = yrow[x >> ysx];
+                for (int k = 0; k < std::min(channels, 3); ++k) o[x * channels + k] = g;
+                if (channels == 4) o[x * 4 + 3] = 255;
+            }
+            continue;
+        }
+        const int bsx = shift(cb, true), rsx = shift(cr, true);
+        const uint8_t* brow = cb->plane + static_cast<size_t>(y >> shift(cb, false)) * cb->stride;
+        const uint8_t* rrow = cr->plane + static_cast<size_t>(y >> shift(cr, false)) * cr->stride;
+        for (int x = 0; x < out_w; ++x) {
+            const int yy = yrow[x >> ysx], u = brow[x >> bsx], v = rrow[x >> rsx];
+            o[x * channels] = clamp255(yy + ycc.cr_r[v]);
+            o[x * channels + 1] = clamp255(yy + ((ycc.cb_g[u] + ycc.cr_g[v]) >> 16));
+            o[x * channels + 2] = clamp255(yy + ycc.cb_b[u]);
+            if (channels == 4) o[x * 4 + 3] = 255;
+        }
+    }
+    return true;
+}
+
+}  // namespace pyimgdir

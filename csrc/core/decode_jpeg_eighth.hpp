@@ -1,0 +1,28 @@
+// The 1/8-scale JPEG decode (jpeg_downscale picking 1/8) straight from the entropy-coded
+// data. At 1/8 libjpeg-turbo needs only each block's DC term (and, for 4:2:0 chroma, the few
+// AC terms of its 2x2 IDCT), yet its Huffman loop still spends most of the time walking the
+// luma AC codes it throws away. This decoder walks them with a multi-symbol skip table and
+// rebuilds the pixels with libjpeg-turbo's own arithmetic, so the output is identical.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/image.hpp"
+
+struct jpeg_decompress_struct;
+
+namespace pyimgdir {
+
+// `cinfo` has read the header (up to and including SOS) and had jpeg_calc_output_dimensions
+// run with scale 1/8; `scan` .. `end` is the rest of the file, starting at the first byte
+// of entropy-coded data. Returns true with `out` filled (channels 1, 3 or 4) exactly as
+// libjpeg-turbo decodes the file at 1/8. Returns false, with `out` unspecified, for any
+// file it does not handle (progressive, arithmetic, 12-bit, CMYK/RGB/YCCK, sampling factors
+// above 2, several scans) and for entropy-coded data that is anything but clean (a bad
+// code, data running out, restart markers out of order): the caller then uses libjpeg,
+// which also produces libjpeg's warnings-and-all behaviour for damaged files.
+bool decode_jpeg_eighth(const jpeg_decompress_struct& cinfo, const uint8_t* scan, const uint8_t* end,
+                        int channels, Image& out);
+
+}  // namespace pyimgdir

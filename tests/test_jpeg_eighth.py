@@ -1,0 +1,171 @@
+"""The 1/8-scale JPEG path that decodes from DC terms (csrc/core/decode_jpeg_eighth.cpp).
+
+It must give exactly libjpeg-turbo's 1/8 pixels (and so tf.io.decode_jpeg(ratio=8)'s), take
+every baseline file it claims, and on anything damaged behave exactly as libjpeg does
+(it hands such files back to libjpeg)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo_like
+from pyimgdir import _core
+
+SAMPLING = {
+    "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    "440": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
+}
+
+
+def cv2_jpeg(rgb: np.ndarray, quality: int, sampling: str = "420", restart: int = 0) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_RST_INTERVAL, restart]
+    if rgb.ndim == 3:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, SAMPLING[sampling]]
+        img = rgb[..., ::-1]
+    else:
+        img = rgb
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), params)
+    assert ok
+    return buf.tobytes()
+
+
+def pil_jpeg(rgb: np.ndarray, **kw) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", **kw)
+    return out.getvalue()
+
+
+def both(data: bytes, channels: int):
+    """(fast result, whether the DC path took it, libjpeg result); results are arrays or the
+    DecodeError message."""
+
+    def run(fast):
+        try:
+            return _core.decode_jpeg_scaled(data, channels, 8, fast)
+        except _core.DecodeError as e:
+            return str(e), False
+
+    (a, took), (b, _) = run(True), run(False)
+    return a, took, b
+
+
+def assert_same(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        assert a == b
+    else:
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert np.array_equal(a, b), f"max difference {np.abs(a.astype(int) - b).max()}"
+
+
+def cases():
+    rng = np.random.default_rng(8)
+    sizes = [(1, 1), (7, 9), (8, 8), (9, 17), (16, 16), (17, 33), (31, 64), (120, 90), (257, 129), (600, 803)]
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        q = [5, 30, 75, 90, 100][i % 5]
+        img = photo_like(rng, h, w)
+        for s in SAMPLING:
+            out.append((f"cv2-{h}x{w}-q{q}-{s}", cv2_jpeg(img, q, s)))
+        out.append((f"cv2-{h}x{w}-q{q}-gray", cv2_jpeg(img[..., 0], q)))
+        out.append((f"cv2-{h}x{w}-q{q}-rst", cv2_jpeg(img, q, "420", restart=1 + i % 3)))
+        out.append((f"pil-{h}x{w}-q{q}-optimized", pil_jpeg(img, quality=q, optimize=True, subsampling=2)))
+        out.append((f"pil-{h}x{w}-q{q}-422", pil_jpeg(img, quality=q, subsampling=1)))
+    # Pure noise at quality 100: large coefficients, long codes, many stuffed 0xFF bytes.
+    noise = rng.integers(0, 256, (200, 248, 3), dtype=np.uint8)
+    out.append(("noise-q100", pil_jpeg(noise, quality=100, subsampling=0)))
+    out.append(("noise-q100-420-rst", cv2_jpeg(noise, 100, "420", restart=2)))
+    return out
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("name,data", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_dc_path_takes_baseline_files_and_matches_libjpeg(name, data, channels):
+    fast, took, ref = both(data, channels)
+    assert took, "a baseline file fell back to libjpeg"
+    assert_same(fast, ref)
+
+
+@pytest.mark.parametrize("name,data", CASES[::3], ids=[c[0] for c in CASES[::3]])
+def test_dc_path_matches_tf_ratio_8(tf, name, data):
+    for channels in (1, 3):
+        got, took = _core.decode_jpeg_scaled(data, channels, 8)
+        assert took
+        ref = tf.io.decode_jpeg(data, channels=channels, ratio=8, dct_method="INTEGER_FAST").numpy()
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_progressive_and_other_scales_go_through_libjpeg():
+    img = photo_like(np.random.default_rng(1), 160, 200)
+    prog = pil_jpeg(img, quality=90, progressive=True)
+    fast, took, ref = both(prog, 3)
+    assert not took
+    assert_same(fast, ref)
+    # 4:1:1 (a sampling factor of 4) is left to libjpeg too.
+    wide = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411])[1].tobytes()
+    fast, took, ref = both(wide, 3)
+    assert not took
+    assert_same(fast, ref)
+    base = pil_jpeg(img, quality=90)
+    for scale in (1, 2, 4):
+        assert not _core.decode_jpeg_scaled(base, 3, scale)[1]
+    assert _core.decode_jpeg_scaled(base, 3, 8)[1]
+
+
+def mutations(data: bytes, rng: np.random.Generator, n: int):
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    for _ in range(n):
+        kind = rng.integers(0, 5)
+        b = bytearray(data)
+        if kind == 0:  # truncate inside the scan, with or without an EOI after it
+            cut = int(rng.integers(start, len(b) - 2))
+            b = b[:cut] + (b"\xff\xd9" if rng.integers(0, 2) else b"")
+        elif kind == 1:  # flip bits in the entropy-coded data
+            for _ in range(int(rng.integers(1, 4))):
+                i = int(rng.integers(start, len(b) - 2))
+                b[i] ^= 1 << int(rng.integers(0, 8))
+        elif kind == 2:  # a stray marker inside the scan
+            i = int(rng.integers(start, len(b) - 2))
+            b[i : i + 2] = bytes([0xFF, int(rng.choice([0xD0, 0xD3, 0xD7, 0xC4, 0xFE, 0xFF]))])
+        elif kind == 3:  # drop a run of bytes (restart markers, stuffed zeros, ...)
+            i = int(rng.integers(start, len(b) - 2))
+            del b[i : i + int(rng.integers(1, 6))]
+        else:  # garbage after the scan
+            b = b[:-2] + bytes(rng.integers(0, 256, 20, dtype=np.uint8)) + b"\xff\xd9"
+        yield bytes(b)
+
+
+def test_damaged_files_behave_exactly_as_libjpeg():
+    rng = np.random.default_rng(99)
+    img = photo_like(rng, 96, 136)
+    sources = [cv2_jpeg(img, 90, "420"), cv2_jpeg(img, 75, "444", restart=3), cv2_jpeg(img[..., 1], 60)]
+    taken = 0
+    for data in sources:
+        for bad in mutations(data, rng, 150):
+            for channels in (1, 3):
+                fast, took, ref = both(bad, channels)
+                taken += took
+                assert_same(fast, ref)
+    # Harmless damage (garbage after the scan, flips that still decode) stays on the DC path.
+    assert taken > 0
+
+
+def test_restart_markers_out_of_order_fall_back():
+    img = photo_like(np.random.default_rng(3), 64, 64)
+    data = bytearray(cv2_jpeg(img, 90, "420", restart=1))
+    rst = [i for i in range(len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    assert len(rst) >= 2
+    data[rst[0] + 1], data[rst[1] + 1] = data[rst[1] + 1], data[rst[0] + 1]
+    fast, took, ref = both(bytes(data), 3)
+    assert not took
+    assert_same(fast, ref)
