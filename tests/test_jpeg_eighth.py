@@ -7,6 +7,7 @@ every baseline file it claims, and on anything damaged behave exactly as libjpeg
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -169,3 +170,20 @@ def test_restart_markers_out_of_order_fall_back():
     fast, took, ref = both(bytes(data), 3)
     assert not took
     assert_same(fast, ref)
+
+
+CORPUS = sorted((Path(__file__).parent / "data" / "fuzz_corpus").glob("*"))
+
+
+def test_fuzz_corpus_jpegs_same_through_both_paths():
+    """Every corpus JPEG (including inputs the differential fuzzer once flagged: a chroma
+    block whose 2x2 IDCT overflows libjpeg-turbo's 16-bit SIMD) at scale 1/8."""
+    jpegs = [p for p in CORPUS if p.is_file() and _core.sniff_format(p.read_bytes()) == "JPEG"]
+    assert len(jpegs) >= 20
+    taken = 0
+    for p in jpegs:
+        for channels in (1, 3, 4):
+            fast, took, ref = both(p.read_bytes(), channels)
+            taken += took
+            assert_same(fast, ref)
+    assert taken > 0
