@@ -82,6 +82,22 @@ def test_decode(benchmark, images, kind, decoder):
     assert out.shape[2] == 3 and out.shape[0] in (360, 3024)
 
 
+# ------------------------------------------------------------- 1/8-scale decode (jpeg_downscale)
+
+SCALED = {
+    "pyimgdir, DC terms": lambda d: _core.decode_jpeg_scaled(d, 3, 8, True)[0],
+    "pyimgdir, through libjpeg": lambda d: _core.decode_jpeg_scaled(d, 3, 8, False)[0],
+    "simplejpeg": lambda d: simplejpeg.decode_jpeg(d, colorspace="RGB", min_height=378, min_width=504),
+}
+
+
+@pytest.mark.parametrize("decoder", list(SCALED))
+def test_decode_eighth(benchmark, images, decoder):
+    benchmark.group = "decode camera 4032x3024 at 1/8"
+    out = benchmark(SCALED[decoder], images["camera 4032x3024"])
+    assert out.shape == (378, 504, 3)
+
+
 # ----------------------------------------------------------------------------- resize
 
 
