@@ -11,7 +11,9 @@
 #include <string>
 #include <thread>
 #include <optional>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/decode.hpp"
@@ -91,15 +93,21 @@ auto without_gil(F&& f) -> decltype(f()) {
     }
 }
 
-// The decode functions' pixel buffer, kept per thread between calls: a fresh one per call
-// costs a zero-fill and page faults (for a 12-megapixel photo, more than the copy out).
-Image& reusable_image() {
+// Decodes without the GIL into a per-thread pixel buffer kept between calls (a fresh one per
+// call costs a zero-fill and page faults: for a 12-megapixel photo, more than the copy out),
+// given back when over 64 MiB. Returns an (H, W, C) copy and whether the 1/8 DC-term path
+// decoded it.
+std::pair<py::array_t<uint8_t>, bool> decode_to_array(std::string_view data, const DecodeOptions& o) {
     thread_local Image img;
-    return img;
-}
-// ...but not a huge one: over 64 MiB it is given back after the call.
-void trim(Image& img) {
+    {
+        py::gil_scoped_release nogil;
+        decode_image(reinterpret_cast<const uint8_t*>(data.data()), data.size(), o, img);
+    }
+    py::array_t<uint8_t> out({img.height, img.width, img.channels});
+    std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
+    const bool dc = img.from_dc_terms;
     if (img.pixels.capacity() > (size_t(64) << 20)) std::vector<uint8_t>().swap(img.pixels);
+    return {std::move(out), dc};
 }
 
 // Decoder and OS messages are text, but never let a stray byte turn into an exception.
@@ -251,15 +259,7 @@ PYBIND11_MODULE(_core, m) {
             DecodeOptions o;
             o.channels = channels;
             o.max_pixels = max_pixels;
-            Image& img = reusable_image();
-            {
-                py::gil_scoped_release nogil;
-                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
-            }
-            py::array_t<uint8_t> out({img.height, img.width, img.channels});
-            std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
-            trim(img);
-            return out;
+            return decode_to_array(v, o).first;
         },
         py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28);
 
@@ -274,15 +274,7 @@ PYBIND11_MODULE(_core, m) {
             o.jpeg_fast_eighth = fast_eighth;
             o.choose_jpeg_scale = [](const void* ctx, int, int) { return *static_cast<const int*>(ctx); };
             o.scale_ctx = &scale;
-            Image& img = reusable_image();
-            {
-                py::gil_scoped_release nogil;
-                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
-            }
-            py::array_t<uint8_t> out({img.height, img.width, img.channels});
-            std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
-            const bool dc = img.from_dc_terms;
-            trim(img);
+            auto [out, dc] = decode_to_array(v, o);
             return py::make_tuple(out, dc);
         },
         py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true);
