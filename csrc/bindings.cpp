@@ -146,33 +146,20 @@ Fit parse_fit(const std::string& s) {
     throw std::invalid_argument("fit must be 'stretch', 'crop' or 'pad'");
 }
 
-LoaderConfig make_config(int height, int width, int channels, const std::string& interpolation,
-                         const std::string& fit, bool channels_first, const std::string& dtype,
-                         int num_threads, int prefetch, int64_t max_pixels, bool lock_memory,
-                         bool skip_errors, bool jpeg_downscale) {
-    if (height < 1 || width < 1) throw std::invalid_argument("image_size must be positive");
-    if (channels != 1 && channels != 3 && channels != 4)
+const char* interpolation_name(Interpolation m) {
+    for (const char* name : {"bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"})
+        if (parse_interpolation(name) == m) return name;
+    return "bilinear";
+}
+
+const char* fit_name(Fit f) {
+    return f == Fit::Crop ? "crop" : f == Fit::Pad ? "pad" : "stretch";
+}
+
+void check_config(const LoaderConfig& c) {
+    if (c.height < 1 || c.width < 1) throw std::invalid_argument("image_size must be positive");
+    if (c.channels != 1 && c.channels != 3 && c.channels != 4)
         throw std::invalid_argument("channels must be 1, 3 or 4");
-    LoaderConfig c;
-    c.height = height;
-    c.width = width;
-    c.channels = channels;
-    c.interpolation = parse_interpolation(interpolation);
-    c.fit = parse_fit(fit);
-    c.channels_first = channels_first;
-    if (dtype == "float32")
-        c.output = OutputType::Float32;
-    else if (dtype == "uint8")
-        c.output = OutputType::UInt8;
-    else
-        throw std::invalid_argument("dtype must be 'float32' or 'uint8'");
-    c.num_threads = num_threads;
-    c.prefetch = prefetch;
-    c.max_pixels = max_pixels;
-    c.lock_memory = lock_memory;
-    c.skip_errors = skip_errors;
-    c.jpeg_downscale = jpeg_downscale;
-    return c;
 }
 
 py::array new_sample(const LoaderConfig& cfg) {
@@ -333,18 +320,35 @@ PYBIND11_MODULE(_core, m) {
         .def("close", [](EpochIterator& it) { without_gil([&] { it.close(); }); })
         .def_property_readonly("num_batches", &EpochIterator::num_batches);
 
+    // Every field, read-write, under the name LoadSpec.core_config() sets; enums as strings.
     py::class_<LoaderConfig>(m, "LoaderConfig")
-        .def_readonly("height", &LoaderConfig::height)
-        .def_readonly("width", &LoaderConfig::width)
-        .def_readonly("channels", &LoaderConfig::channels)
-        .def_readonly("channels_first", &LoaderConfig::channels_first)
-        .def_readonly("num_threads", &LoaderConfig::num_threads)
-        .def_readonly("prefetch", &LoaderConfig::prefetch)
-        .def_readonly("skip_errors", &LoaderConfig::skip_errors)
-        .def_readonly("jpeg_downscale", &LoaderConfig::jpeg_downscale)
-        .def_property_readonly("dtype", [](const LoaderConfig& c) {
-            return c.output == OutputType::Float32 ? "float32" : "uint8";
-        });
+        .def(py::init<>())
+        .def_readwrite("height", &LoaderConfig::height)
+        .def_readwrite("width", &LoaderConfig::width)
+        .def_readwrite("channels", &LoaderConfig::channels)
+        .def_property(
+            "interpolation", [](const LoaderConfig& c) { return std::string(interpolation_name(c.interpolation)); },
+            [](LoaderConfig& c, const std::string& v) { c.interpolation = parse_interpolation(v); })
+        .def_property(
+            "fit", [](const LoaderConfig& c) { return std::string(fit_name(c.fit)); },
+            [](LoaderConfig& c, const std::string& v) { c.fit = parse_fit(v); })
+        .def_readwrite("channels_first", &LoaderConfig::channels_first)
+        .def_property(
+            "dtype", [](const LoaderConfig& c) { return c.output == OutputType::Float32 ? "float32" : "uint8"; },
+            [](LoaderConfig& c, const std::string& v) {
+                if (v == "float32")
+                    c.output = OutputType::Float32;
+                else if (v == "uint8")
+                    c.output = OutputType::UInt8;
+                else
+                    throw std::invalid_argument("dtype must be 'float32' or 'uint8'");
+            })
+        .def_readwrite("num_threads", &LoaderConfig::num_threads)
+        .def_readwrite("prefetch", &LoaderConfig::prefetch)
+        .def_readwrite("max_pixels", &LoaderConfig::max_pixels)
+        .def_readwrite("lock_memory", &LoaderConfig::lock_memory)
+        .def_readwrite("skip_errors", &LoaderConfig::skip_errors)
+        .def_readwrite("jpeg_downscale", &LoaderConfig::jpeg_downscale);
 
     py::class_<FileChecker>(m, "FileChecker")
         .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads) {
@@ -365,20 +369,23 @@ PYBIND11_MODULE(_core, m) {
         });
 
     py::class_<Loader>(m, "Loader")
-        .def(py::init([](const py::iterable& paths, int height, int width, int channels,
-                         const std::string& interpolation, const std::string& fit, bool channels_first,
-                         const std::string& dtype, int num_threads, int prefetch, int64_t max_pixels,
-                         bool lock_memory, bool skip_errors, bool jpeg_downscale) {
-                 return std::make_unique<Loader>(
-                     fs_paths(paths),
-                     make_config(height, width, channels, interpolation, fit, channels_first, dtype, num_threads,
-                                 prefetch, max_pixels, lock_memory, skip_errors, jpeg_downscale));
+        .def(py::init([](const py::iterable& paths, const LoaderConfig& cfg) {
+                 check_config(cfg);
+                 return std::make_unique<Loader>(fs_paths(paths), cfg);
              }),
-             py::arg("paths"), py::arg("height"), py::arg("width"), py::arg("channels"),
-             py::arg("interpolation") = "bilinear", py::arg("fit") = "stretch", py::arg("channels_first") = false,
-             py::arg("dtype") = "float32", py::arg("num_threads") = 0, py::arg("prefetch") = 2,
-             py::arg("max_pixels") = int64_t(1) << 28, py::arg("lock_memory") = false,
-             py::arg("skip_errors") = false, py::arg("jpeg_downscale") = false)
+             py::arg("paths"), py::arg("config"))
+        // Shorthand for tests and benchmarks: the size, then any LoaderConfig field by name.
+        .def(py::init([](const py::iterable& paths, int height, int width, int channels, const py::kwargs& fields) {
+                 py::object cfg = py::cast(LoaderConfig());
+                 cfg.attr("height") = height;
+                 cfg.attr("width") = width;
+                 cfg.attr("channels") = channels;
+                 for (auto item : fields) cfg.attr(item.first) = item.second;
+                 const LoaderConfig& c = cfg.cast<const LoaderConfig&>();
+                 check_config(c);
+                 return std::make_unique<Loader>(fs_paths(paths), c);
+             }),
+             py::arg("paths"), py::arg("height"), py::arg("width"), py::arg("channels"))
         .def("__len__", &Loader::size)
         .def_property_readonly("config", &Loader::config, py::return_value_policy::copy)
         .def(

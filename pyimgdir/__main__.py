@@ -136,6 +136,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_scan(args) -> int:
+    from pyimgdir.api import load_spec
     from pyimgdir.cli_scan import format_report, scan_directory
 
     _check_dir(args.parser, args.dir)
@@ -143,17 +144,16 @@ def cmd_scan(args) -> int:
         args.parser.error("--max-pixels must be positive")
     if args.threads is not None and args.threads < 1:
         args.parser.error("--threads must be positive")
+    spec = load_spec(
+        labels=None if args.labels == "none" else "inferred",
+        follow_links=args.follow_links,
+        color_mode=args.color_mode,
+        max_pixels=args.max_pixels,
+        num_threads=args.threads,
+    )
     try:
-        report = scan_directory(
-            args.dir,
-            labels=args.labels,
-            follow_links=args.follow_links,
-            color_mode=args.color_mode,
-            check=args.check,
-            max_pixels=args.max_pixels,
-            num_threads=args.threads,
-            progress=False if args.no_progress else None,
-        )
+        report = scan_directory(args.dir, spec, check=args.check,
+                                progress=False if args.no_progress else None)
     except NotImplementedError as e:  # a remote path (gs://...)
         args.parser.error(str(e))
     except OSError as e:
@@ -170,6 +170,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from pyimgdir.api import load_spec
     from pyimgdir.cli_bench import format_report, run_bench
 
     _check_dir(args.parser, args.dir)
@@ -189,8 +190,7 @@ def cmd_bench(args) -> int:
     elif args.no_scaling:
         threads = [os.cpu_count() or 1]
     try:
-        report = run_bench(
-            args.dir,
+        spec = load_spec(
             image_size=(h, w),
             batch_size=args.batch_size,
             dtype=args.dtype,
@@ -201,6 +201,10 @@ def cmd_bench(args) -> int:
             crop_to_aspect_ratio=args.crop_to_aspect_ratio,
             pad_to_aspect_ratio=args.pad_to_aspect_ratio,
             jpeg_downscale=args.jpeg_downscale,
+        )
+        report = run_bench(
+            args.dir,
+            spec,
             epochs=args.epochs,
             threads=threads,
             keras=args.keras,

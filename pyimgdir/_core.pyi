@@ -7,7 +7,7 @@ as ``os.fsdecode`` gives them).
 """
 
 import os
-from typing import Callable, Iterable, List, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -63,26 +63,23 @@ def pinning_backend() -> Literal["cuda", "mlock"]:
     CUDA runtime is found at run time) or ``"mlock"``."""
 
 class LoaderConfig:
-    """A loader's output settings (read-only)."""
+    """A loader's settings; built by ``LoadSpec.core_config()`` (the one place the Python
+    options map onto the core)."""
 
-    @property
-    def height(self) -> int: ...
-    @property
-    def width(self) -> int: ...
-    @property
-    def channels(self) -> int: ...
-    @property
-    def channels_first(self) -> bool: ...
-    @property
-    def num_threads(self) -> int: ...
-    @property
-    def prefetch(self) -> int: ...
-    @property
-    def skip_errors(self) -> bool: ...
-    @property
-    def jpeg_downscale(self) -> bool: ...
-    @property
-    def dtype(self) -> Literal["float32", "uint8"]: ...
+    def __init__(self) -> None: ...
+    height: int
+    width: int
+    channels: int
+    interpolation: str  # one of the eight methods (see _Interpolation)
+    fit: Literal["stretch", "crop", "pad"]
+    channels_first: bool
+    dtype: Literal["float32", "uint8"]
+    num_threads: int  # 0: one per core
+    prefetch: int
+    max_pixels: int
+    lock_memory: bool
+    skip_errors: bool
+    jpeg_downscale: bool
 
 _Failure = Tuple[int, int, str, str]  # (position in the epoch, file index, path, reason)
 
@@ -122,23 +119,11 @@ class FileChecker:
 class Loader:
     """Decodes, fits and resizes a fixed list of files into pooled batch buffers."""
 
-    def __init__(
-        self,
-        paths: Iterable[_Path],
-        height: int,
-        width: int,
-        channels: int,
-        interpolation: str = "bilinear",  # one of the eight methods (see _Interpolation)
-        fit: str = "stretch",  # "stretch", "crop" or "pad"
-        channels_first: bool = False,
-        dtype: str = "float32",  # "float32" or "uint8"
-        num_threads: int = 0,
-        prefetch: int = 2,
-        max_pixels: int = ...,
-        lock_memory: bool = False,
-        skip_errors: bool = False,
-        jpeg_downscale: bool = False,
-    ) -> None: ...
+    @overload
+    def __init__(self, paths: Iterable[_Path], config: LoaderConfig) -> None: ...
+    @overload
+    def __init__(self, paths: Iterable[_Path], height: int, width: int, channels: int, **fields: Any) -> None:
+        """Shorthand (tests, benchmarks): the size, then any ``LoaderConfig`` field by name."""
     def __len__(self) -> int: ...
     @property
     def config(self) -> LoaderConfig: ...

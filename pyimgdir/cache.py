@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -38,13 +38,18 @@ def _run_start(file_indices: np.ndarray):
 
 
 class SampleCache:
-    def __init__(self, file_paths: Sequence[str], shape, dtype, config: dict, path: Optional[str] = None):
+    """The samples of ``file_paths`` as ``spec`` makes them; ``spec.cache`` is ``"memory"``
+    or the file to keep them in. Its key is ``spec.cache_key()`` (the fields that change
+    the pixels) and the file list."""
+
+    def __init__(self, file_paths: Sequence[str], spec):
         self.n = len(file_paths)
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
+        self.shape = tuple(spec.sample_shape)
+        self.dtype = np.dtype(spec.dtype)
+        path = None if spec.cache == "memory" else str(spec.cache)
         self.path = path
         listing = hashlib.sha256("\0".join(file_paths).encode("utf-8", "surrogateescape")).hexdigest()
-        self.key = json.dumps({**config, "shape": list(self.shape), "dtype": self.dtype.str, "files": listing}, sort_keys=True)
+        self.key = json.dumps({**spec.cache_key(), "files": listing}, sort_keys=True)
         self.stamps = _stamps(file_paths)
         self.valid = np.zeros(self.n, dtype=bool)
         self.hits = 0

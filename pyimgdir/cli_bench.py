@@ -70,45 +70,25 @@ def _summarise(run: Dict[str, Any], nbytes: int) -> Dict[str, Any]:
 
 def run_bench(
     directory: str,
+    spec,
     *,
-    image_size=(256, 256),
-    batch_size: int = 32,
-    dtype: Optional[str] = None,
-    interpolation: str = "bilinear",
-    color_mode: str = "rgb",
-    labels: Optional[str] = "inferred",
-    follow_links: bool = False,
-    crop_to_aspect_ratio: bool = False,
-    pad_to_aspect_ratio: bool = False,
-    jpeg_downscale: bool = False,
     epochs: int = 3,
     threads: Optional[List[int]] = None,
     keras: bool = False,
     progress: Optional[bool] = None,
 ) -> Dict[str, Any]:
-    """Measures pyimgdir (numpy output) at each thread count in ``threads`` (default
-    :func:`default_thread_counts`), and with ``keras=True`` pyimgdir's ``tf.data`` output
-    against ``keras.utils.image_dataset_from_directory`` on the same files and options.
-    Returns a JSON-ready dict."""
-    import pyimgdir
+    """Measures pyimgdir (numpy output) as ``spec`` (a :class:`~pyimgdir.spec.LoadSpec`)
+    says at each thread count in ``threads`` (default :func:`default_thread_counts`), and
+    with ``keras=True`` pyimgdir's ``tf.data`` output against
+    ``keras.utils.image_dataset_from_directory`` called with the same options
+    (``spec.keras_kwargs()``) on the same files. Returns a JSON-ready dict."""
+    from .api import dataset_from_spec
 
     cores = os.cpu_count() or 1
     threads = list(threads) if threads else default_thread_counts(cores)
-    common: Dict[str, Any] = dict(
-        labels=labels,
-        color_mode=color_mode,
-        batch_size=batch_size,
-        image_size=tuple(image_size),
-        shuffle=False,
-        interpolation=interpolation,
-        follow_links=follow_links,
-        crop_to_aspect_ratio=crop_to_aspect_ratio,
-        pad_to_aspect_ratio=pad_to_aspect_ratio,
-        verbose=False,
-    )
-    ours = dict(common, dtype=dtype, jpeg_downscale=jpeg_downscale, on_error="skip")
+    spec = spec.replace(format="numpy", shuffle=False, verbose=False, on_error="skip")
 
-    first = pyimgdir.image_dataset_from_directory(directory, format="numpy", num_threads=threads[0], **ours)
+    first = dataset_from_spec(directory, spec.replace(num_threads=threads[0]))
     files = list(first.file_paths)
     nbytes = 0
     for p in files:
@@ -122,15 +102,15 @@ def run_bench(
         "bytes": nbytes,
         "classes": len(first.class_names) if first.class_names else None,
         "options": {
-            "image_size": list(image_size),
-            "batch_size": batch_size,
-            "dtype": str(first.dtype),
-            "interpolation": interpolation,
-            "color_mode": color_mode,
-            "labels": labels,
-            "crop_to_aspect_ratio": crop_to_aspect_ratio,
-            "pad_to_aspect_ratio": pad_to_aspect_ratio,
-            "jpeg_downscale": jpeg_downscale,
+            "image_size": list(spec.image_size),
+            "batch_size": spec.batch_size,
+            "dtype": spec.dtype,
+            "interpolation": spec.interpolation,
+            "color_mode": spec.color_mode,
+            "labels": spec.labels,
+            "crop_to_aspect_ratio": spec.fit == "crop",
+            "pad_to_aspect_ratio": spec.fit == "pad",
+            "jpeg_downscale": spec.jpeg_downscale,
             "shuffle": False,
         },
         "epochs": epochs,
@@ -142,9 +122,7 @@ def run_bench(
 
     with Progress("", len(files), enabled=progress, unit="images") as bar:
         for i, t in enumerate(threads):
-            ds = first if i == 0 else pyimgdir.image_dataset_from_directory(
-                directory, format="numpy", num_threads=t, **ours
-            )
+            ds = first if i == 0 else dataset_from_spec(directory, spec.replace(num_threads=t))
             run = time_epochs(lambda: iter(ds), epochs, bar, f"pyimgdir, {t} thread{'s' if t > 1 else ''}")
             result["runs"].append(
                 _summarise({"loader": "pyimgdir", "format": "numpy", "num_threads": t, **run}, nbytes)
@@ -161,13 +139,13 @@ def run_bench(
             except ImportError as e:
                 result["keras"] = {"error": f"TensorFlow/Keras are not installed ({e})"}
             else:
-                ds_tf = pyimgdir.image_dataset_from_directory(directory, format="tf", **ours)
+                ds_tf = dataset_from_spec(directory, spec.replace(format="tf"))
                 run = time_epochs(lambda: iter(ds_tf), epochs, bar, "pyimgdir tf.data")
                 result["runs"].append(
                     _summarise({"loader": "pyimgdir", "format": "tf", "num_threads": cores, **run}, nbytes)
                 )
                 try:
-                    ds_k = keras_mod.utils.image_dataset_from_directory(directory, **common)
+                    ds_k = keras_mod.utils.image_dataset_from_directory(directory, **spec.keras_kwargs())
                     run = time_epochs(lambda: iter(ds_k), epochs, bar, "keras")
                     result["keras"] = _summarise(
                         {"loader": "keras", "format": "tf", "version": keras_mod.__version__, **run}, nbytes

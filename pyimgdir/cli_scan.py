@@ -202,26 +202,20 @@ def _other_files(directory: str, subdirs: Sequence[str], follow_links: bool, inf
     }
 
 
-def scan_directory(
-    directory: str,
-    *,
-    labels: str = "inferred",
-    follow_links: bool = False,
-    color_mode: str = "rgb",
-    check: bool = False,
-    max_pixels: int = 1 << 28,
-    num_threads: Optional[int] = None,
-    progress: Optional[bool] = None,
-) -> Dict[str, Any]:
-    """Indexes ``directory`` as the loader does and returns the report as a JSON-ready dict.
+def scan_directory(directory: str, spec, *, check: bool = False, progress: Optional[bool] = None) -> Dict[str, Any]:
+    """Indexes ``directory`` as the loader does with ``spec`` (a
+    :class:`~pyimgdir.spec.LoadSpec`: labels, links, colour mode, pixel limit, threads) and
+    returns the report as a JSON-ready dict.
 
     ``progress``: ``None`` shows bars when stderr is a terminal, ``False`` never.
     """
+    inferred = spec.labels == "inferred"
+    follow_links, color_mode, max_pixels = spec.follow_links, spec.color_mode, spec.max_pixels
+    num_threads = spec.num_threads or None
     from .index import index_directory
     from .validate import validate_files
 
     directory = os.fspath(directory)
-    inferred = labels == "inferred"
     # With verbose=True the index shows its own progress on a terminal during long scans;
     # its "Found N files" line is not wanted here (the report says it), so it is captured.
     show = progress is not False and stderr_is_terminal()

@@ -21,6 +21,7 @@ import numpy as np
 from . import _core
 from .errors import SkippedFile, SkippedFileWarning
 from .order import epoch_permutation, shard_size, shard_slice
+from .spec import LoadSpec
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
 _UNBATCHED_BLOCK = 32
@@ -97,81 +98,39 @@ class _Labels:
 class BatchSource:
     """Everything needed to produce epochs of one dataset (one subset)."""
 
-    def __init__(
-        self,
-        file_paths: List[str],
-        labels: _Labels,
-        *,
-        image_size,
-        channels: int,
-        interpolation: str,
-        fit: str,
-        channels_first: bool,
-        dtype: str,
-        batch_size: Optional[int],
-        shuffle: bool,
-        seed: int,
-        num_threads: int,
-        prefetch: int,
-        max_pixels: int,
-        pin_memory: bool,
-        on_error: str = "raise",
-        jpeg_downscale: bool = False,
-        skipped: Optional[List[SkippedFile]] = None,
-        shard: Tuple[int, int] = (0, 1),
-        shard_remainder: str = "pad",
-        initial_state: Optional[dict] = None,
-        cache=None,
-        cache_config: Optional[dict] = None,
-    ):
+    def __init__(self, file_paths: List[str], labels: _Labels, spec: LoadSpec,
+                 skipped: Optional[List[SkippedFile]] = None):
+        self.spec = spec
         self.file_paths = file_paths
         self.labels = labels
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.height, self.width = int(image_size[0]), int(image_size[1])
-        self.channels = channels
-        self.channels_first = channels_first
-        self.dtype = np.dtype(dtype)
-        self.on_error = on_error
+        self.batch_size = spec.batch_size
+        self.shuffle = spec.shuffle
+        self.seed = spec.seed
+        self.height, self.width = spec.height, spec.width
+        self.channels = spec.channels
+        self.channels_first = spec.channels_first
+        self.dtype = np.dtype(spec.dtype)
+        self.on_error = spec.on_error
         # Every file left out so far (validation and iteration), first occurrence only.
-        self.skipped: List[SkippedFile] = skipped if skipped is not None else []
+        self.skipped: List[SkippedFile] = list(skipped) if skipped is not None else []
         self._skipped_paths = {f.path for f in self.skipped}
-        self.validated = False  # set when every file was decoded once before building
-        self._loader = _core.Loader(
-            file_paths,
-            self.height,
-            self.width,
-            channels,
-            interpolation=interpolation,
-            fit=fit,
-            channels_first=channels_first,
-            dtype=dtype,
-            num_threads=num_threads,
-            prefetch=prefetch,
-            max_pixels=max_pixels,
-            lock_memory=pin_memory,
-            skip_errors=on_error != "raise",
-            jpeg_downscale=jpeg_downscale,
-        )
+        self.validated = spec.validate  # every file was decoded once before building
+        self._loader = _core.Loader(file_paths, spec.core_config())
         self.cache = None
-        if cache is not None:
+        if spec.cache is not None:
             from .cache import SampleCache
 
-            self.cache = SampleCache(
-                file_paths, self.sample_shape, self.dtype, cache_config or {},
-                path=None if cache == "memory" else str(cache),
-            )
-        self.shard_index, self.shard_count = shard
-        self.shard_remainder = shard_remainder
+            self.cache = SampleCache(file_paths, spec)
+        self.shard_index, self.shard_count = spec.shard
+        self.shard_remainder = spec.shard_remainder
         self._lock = threading.Lock()
         # Position of the next batch this source hands out: (epoch, batch within it).
         self._next_epoch = 0
         self._resume_batch = 0
         self._position = (0, 0)
-        if initial_state is not None:
-            self._next_epoch = int(initial_state["epoch"])
-            self._resume_batch = int(initial_state["batches"])
+        if spec.initial_state is not None:
+            self._next_epoch = int(spec.initial_state["epoch"])
+            self._resume_batch = int(spec.initial_state["batches"])
             self._position = (self._next_epoch, self._resume_batch)
 
     @property
@@ -186,9 +145,7 @@ class BatchSource:
 
     @property
     def sample_shape(self):
-        if self.channels_first:
-            return (self.channels, self.height, self.width)
-        return (self.height, self.width, self.channels)
+        return self.spec.sample_shape
 
     def claim_epoch(self) -> Tuple[int, int]:
         """The epoch the next iteration runs, and the batch it starts at (non-zero only

@@ -1,0 +1,140 @@
+"""``LoadSpec``: the resolved call, one frozen object read by every stage.
+
+The API checks its arguments once (``checks.py``, in Keras' order and words) and resolves
+them into a ``LoadSpec``. Indexing, ordering, the batch source, the cache, the tf.data /
+numpy / torch exposure and the CLI all read this object; none of them re-derives or re-lists
+the options. Two places know about a core option: a field here (with its line in
+:meth:`LoadSpec.core_config`) and the C++ ``LoaderConfig`` it maps onto.
+
+Fields marked ``pixels=True`` change the samples produced; they, and only they, make up the
+cache key, so a change to any of them invalidates a cache and a change to any other
+(threads, prefetch, ...) does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Tuple
+
+_PIXELS = {"pixels": True}
+
+
+def _pixels(default):
+    return field(default=default, metadata=_PIXELS)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    # -- what is indexed (Keras' index_directory) -----------------------------------------
+    labels: Any = "inferred"  # "inferred", None, or one label per file (a tuple)
+    class_names: Optional[Tuple[str, ...]] = None
+    follow_links: bool = False
+    verbose: bool = True
+    # -- order and split --------------------------------------------------------------------
+    shuffle: bool = True
+    seed: int = 0  # resolved: a random one is drawn when the call gives none
+    validation_split: Optional[float] = None
+    subset: Optional[str] = None  # "training", "validation", "both" or None
+    # -- each sample: geometry, colour, resize, decode (these change the pixels) -----------
+    height: int = _pixels(256)
+    width: int = _pixels(256)
+    channels: int = _pixels(3)  # 1 grayscale, 3 rgb, 4 rgba
+    interpolation: str = _pixels("bilinear")
+    fit: str = _pixels("stretch")  # "stretch", "crop" (crop_to_aspect_ratio), "pad"
+    channels_first: bool = _pixels(False)
+    dtype: str = _pixels("float32")  # resolved: uint8 for "nearest" when not given
+    jpeg_downscale: bool = _pixels(False)
+    max_pixels: int = _pixels(1 << 28)  # decides which files decode at all
+    # -- batches and labels -----------------------------------------------------------------
+    label_mode: Optional[str] = "int"  # None when the dataset has no labels
+    batch_size: Optional[int] = 32
+    format: str = "tf"  # "tf" or "numpy"
+    # -- running -----------------------------------------------------------------------------
+    num_threads: int = 0  # 0: one per core
+    prefetch: int = 2
+    pin_memory: bool = False
+    # -- bad files -----------------------------------------------------------------------
+    on_error: str = "raise"  # "raise", "skip" or "warn"
+    validate: bool = False
+    # -- distribution, resume, cache ---------------------------------------------------------
+    shard: Tuple[int, int] = (0, 1)
+    shard_remainder: str = "pad"
+    initial_state: Optional[dict] = None  # checked: {"seed", "epoch", "batches"}
+    cache: Optional[str] = None  # None, "memory" or a file path
+
+    # -------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def color_mode(self) -> str:
+        return {1: "grayscale", 3: "rgb", 4: "rgba"}[self.channels]
+
+    @property
+    def data_format(self) -> str:
+        return "channels_first" if self.channels_first else "channels_last"
+
+    @property
+    def sample_shape(self) -> Tuple[int, int, int]:
+        if self.channels_first:
+            return (self.channels, self.height, self.width)
+        return (self.height, self.width, self.channels)
+
+    def replace(self, **changes) -> "LoadSpec":
+        return dataclasses.replace(self, **changes)
+
+    def keras_kwargs(self) -> dict:
+        """The arguments of Keras' ``image_dataset_from_directory`` that give these files,
+        labels and (with pyimgdir's defaults for its own options) these samples."""
+        return dict(
+            labels=list(self.labels) if isinstance(self.labels, tuple) else self.labels,
+            label_mode=self.label_mode,
+            class_names=list(self.class_names) if self.class_names is not None else None,
+            color_mode=self.color_mode,
+            batch_size=self.batch_size,
+            image_size=self.image_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            validation_split=self.validation_split,
+            subset=self.subset,
+            interpolation=self.interpolation,
+            follow_links=self.follow_links,
+            crop_to_aspect_ratio=self.fit == "crop",
+            pad_to_aspect_ratio=self.fit == "pad",
+            data_format=self.data_format,
+            verbose=self.verbose,
+        )
+
+    def core_config(self):
+        """The C++ ``LoaderConfig`` for this spec: the one place the two meet."""
+        from . import _core
+
+        c = _core.LoaderConfig()
+        c.height = self.height
+        c.width = self.width
+        c.channels = self.channels
+        c.interpolation = self.interpolation
+        c.fit = self.fit
+        c.channels_first = self.channels_first
+        c.dtype = self.dtype
+        c.jpeg_downscale = self.jpeg_downscale
+        c.max_pixels = self.max_pixels
+        c.num_threads = self.num_threads
+        c.prefetch = self.prefetch
+        c.lock_memory = self.pin_memory
+        c.skip_errors = self.on_error != "raise"
+        return c
+
+    def pixel_fields(self) -> dict:
+        """The fields that change the samples (``pixels=True``), by name."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("pixels")
+        }
+
+    def cache_key(self) -> dict:
+        """What a cache of this spec's samples is valid for (JSON-ready)."""
+        key = {k: list(v) if isinstance(v, tuple) else v for k, v in self.pixel_fields().items()}
+        key["sample_shape"] = list(self.sample_shape)
+        return key
