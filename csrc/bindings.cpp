@@ -143,7 +143,14 @@ Fit parse_fit(const std::string& s) {
     if (s == "stretch") return Fit::Stretch;
     if (s == "crop") return Fit::Crop;
     if (s == "pad") return Fit::Pad;
-    throw std::invalid_argument("fit must be 'stretch', 'crop' or 'pad'");
+    if (s == "pad_resize") return Fit::PadResize;
+    throw std::invalid_argument("fit must be 'stretch', 'crop', 'pad' or 'pad_resize'");
+}
+
+Decoder parse_decoder(const std::string& s) {
+    if (s == "tensorflow") return Decoder::TensorFlow;
+    if (s == "pillow") return Decoder::Pillow;
+    throw std::invalid_argument("decoder must be 'tensorflow' or 'pillow'");
 }
 
 const char* interpolation_name(Interpolation m) {
@@ -153,7 +160,7 @@ const char* interpolation_name(Interpolation m) {
 }
 
 const char* fit_name(Fit f) {
-    return f == Fit::Crop ? "crop" : f == Fit::Pad ? "pad" : "stretch";
+    return f == Fit::Crop ? "crop" : f == Fit::Pad ? "pad" : f == Fit::PadResize ? "pad_resize" : "stretch";
 }
 
 void check_config(const LoaderConfig& c) {
@@ -241,14 +248,16 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "decode",
-        [](py::bytes data, int channels, int64_t max_pixels) {
+        [](py::bytes data, int channels, int64_t max_pixels, const std::string& decoder) {
             std::string_view v = data;
             DecodeOptions o;
             o.channels = channels;
             o.max_pixels = max_pixels;
+            o.accurate_dct = o.pillow = parse_decoder(decoder) == Decoder::Pillow;
             return decode_to_array(v, o).first;
         },
-        py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28);
+        py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
+        py::arg("decoder") = "tensorflow");
 
     m.def(
         "decode_jpeg_scaled",
@@ -348,7 +357,10 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("max_pixels", &LoaderConfig::max_pixels)
         .def_readwrite("lock_memory", &LoaderConfig::lock_memory)
         .def_readwrite("skip_errors", &LoaderConfig::skip_errors)
-        .def_readwrite("jpeg_downscale", &LoaderConfig::jpeg_downscale);
+        .def_readwrite("jpeg_downscale", &LoaderConfig::jpeg_downscale)
+        .def_property(
+            "decoder", [](const LoaderConfig& c) { return c.decoder == Decoder::Pillow ? "pillow" : "tensorflow"; },
+            [](LoaderConfig& c, const std::string& v) { c.decoder = parse_decoder(v); });
 
     py::class_<FileChecker>(m, "FileChecker")
         .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads) {

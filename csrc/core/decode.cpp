@@ -39,10 +39,27 @@ uint8_t rgb_to_gray(uint8_t r, uint8_t g, uint8_t b) {
     return static_cast<uint8_t>((9797u * r + 19234u * g + 3737u * b) >> 15);
 }
 
+namespace {
+// Pillow makes every grey image from its RGB form ("L" from "RGB", "P", "RGBA", "CMYK"),
+// and the RGB form of a grey image is the grey replicated, which pillow_gray maps back to
+// itself: so decoding to RGB and converting gives Pillow's result for every source mode.
+void decode_pillow_gray(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out) {
+    DecodeOptions rgb = opts;
+    rgb.channels = 3;
+    decode_image(data, size, rgb, out);
+    uint8_t* p = out.data();
+    const size_t n = static_cast<size_t>(out.height) * static_cast<size_t>(out.width);
+    for (size_t i = 0; i < n; ++i) p[i] = pillow_gray(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+    out.channels = 1;
+    out.pixels.resize(n);
+}
+}  // namespace
+
 void decode_image(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out) {
     if (opts.channels != 1 && opts.channels != 3 && opts.channels != 4)
         throw DecodeError("channels must be 1, 3 or 4");
     if (size == 0) throw DecodeError("empty file (0 bytes)");
+    if (opts.pillow && opts.channels == 1) return decode_pillow_gray(data, size, opts, out);
     switch (sniff_format(data, size)) {
         case ImageFormat::Jpeg: return decode_jpeg(data, size, opts, out);
         case ImageFormat::Png: return decode_png(data, size, opts, out);

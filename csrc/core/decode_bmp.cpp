@@ -100,6 +100,29 @@ void decode_bmp(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
     const int w = static_cast<int>(width);
     const int h = static_cast<int>(abs_height);
     const bool top_down = height < 0;
+
+    // Pillow (opts.pillow): 8-bit pixels go through the colour table (BGRX entries after
+    // the DIB header; missing entries are black), and a 32-bit pixel's 4th byte is alpha
+    // only with BI_BITFIELDS and an alpha mask of 0xFF000000 (otherwise "BGRX": alpha 255).
+    uint8_t table[256][3] = {};
+    bool use_alpha = in_ch == 4;
+    if (opts.pillow) {
+        const int64_t dib = size >= 18 ? le_u32(data + 14) : 0;
+        if (in_ch == 1) {
+            int64_t count = (dib >= 40 && size >= 50) ? le_u32(data + 46) : 0;
+            if (count <= 0 || count > 256) count = 256;
+            const int64_t start = 14 + dib;
+            for (int64_t i = 0; i < count; ++i) {
+                const int64_t at = start + 4 * i;
+                if (at + 3 > offset || at + 3 > static_cast<int64_t>(size)) break;
+                table[i][0] = data[at + 2];
+                table[i][1] = data[at + 1];
+                table[i][2] = data[at];
+            }
+        }
+        use_alpha = in_ch == 4 && dib >= 56 && size >= 58 && le_u32(data + 30) == 3 &&
+                    le_u32(data + 54) == 0xFF000000u;
+    }
     out.reset(h, w, channels);
     uint8_t* dst = out.data();
     const uint8_t* pix = data + offset;
@@ -110,7 +133,15 @@ void decode_bmp(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
         uint8_t* d = dst + static_cast<size_t>(y) * static_cast<size_t>(w) * channels;
         switch (in_ch) {
             case 1:
-                if (channels == 1) {
+                if (opts.pillow) {  // (channels 3 or 4: grey comes from RGB in decode.cpp)
+                    for (int x = 0; x < w; ++x, d += channels) {
+                        const uint8_t* c = table[src[x]];
+                        d[0] = c[0];
+                        d[1] = c[1];
+                        d[2] = c[2];
+                        if (channels == 4) d[3] = 255;
+                    }
+                } else if (channels == 1) {
                     for (int x = 0; x < w; ++x) d[x] = src[x];  // rgb_to_gray(v,v,v) == v
                 } else {
                     for (int x = 0; x < w; ++x, d += channels) {
@@ -129,7 +160,7 @@ void decode_bmp(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
                         d[0] = r;
                         d[1] = g;
                         d[2] = b;
-                        if (channels == 4) d[3] = in_ch == 4 ? src[3] : 255;
+                        if (channels == 4) d[3] = use_alpha ? src[3] : 255;
                     }
                 }
                 break;

@@ -423,7 +423,8 @@ void decode_gif(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
     for (int i = 0; i < 256; ++i) {
         uint8_t r = 0, g = 0, b = 0;
         bad[i] = 0;
-        if (i != transparent) {
+        // Pillow keeps the transparent index's colour (alpha 0 marks it for rgba).
+        if (i != transparent || opts.pillow) {
             if (i < table_count) {
                 r = table[3 * i];
                 g = table[3 * i + 1];
@@ -438,7 +439,7 @@ void decode_gif(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
             lut[i][0] = r;
             lut[i][1] = g;
             lut[i][2] = b;
-            lut[i][3] = 255;
+            lut[i][3] = (opts.pillow && i == transparent) ? 0 : 255;
         }
     }
 

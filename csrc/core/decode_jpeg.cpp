@@ -161,7 +161,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     const int want = opts.channels;
     if (want == 1) {
-        if (cmyk) {
+        if (cmyk) {  // (with opts.pillow, grey is made from RGB in decode.cpp)
             jpeg_abort_decompress(&cinfo);
             throw DecodeError(
                 "a CMYK JPEG cannot be decoded as grayscale (TensorFlow refuses it too); "
@@ -171,7 +171,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     } else {
         cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     }
-    cinfo.dct_method = JDCT_IFAST;
+    cinfo.dct_method = opts.accurate_dct ? JDCT_ISLOW : JDCT_IFAST;
     cinfo.do_fancy_upsampling = TRUE;
     cinfo.scale_num = 1;
     cinfo.scale_denom = 1;
@@ -216,6 +216,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         // TensorFlow's conversion, including its treatment of Adobe's inverted CMYK.
         dec.cmyk_row.resize(static_cast<size_t>(w) * 4);
         const bool adobe = cinfo.saw_Adobe_marker;
+        const bool pillow = opts.pillow;
         while (cinfo.output_scanline < cinfo.output_height) {
             JSAMPROW row = dec.cmyk_row.data();
             const JDIMENSION y = cinfo.output_scanline;
@@ -227,7 +228,14 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
             for (int64_t x = 0; x < w; ++x) {
                 const int c = row[4 * x], m = row[4 * x + 1], yy = row[4 * x + 2], k = row[4 * x + 3];
                 int r, g, b;
-                if (adobe) {
+                if (pillow) {
+                    // Pillow reads every CMYK JPEG as inverted ("CMYK;I"), then cmyk2rgb:
+                    // nk - round(C' * nk / 255) with C' = 255 - c and nk = 255 - K' = k.
+                    auto mul = [](int a, int b2) { const int t = a * b2 + 128; return ((t >> 8) + t) >> 8; };
+                    r = std::max(0, k - mul(255 - c, k));
+                    g = std::max(0, k - mul(255 - m, k));
+                    b = std::max(0, k - mul(255 - yy, k));
+                } else if (adobe) {
                     r = (k * c) / 255;
                     g = (k * m) / 255;
                     b = (k * yy) / 255;

@@ -79,12 +79,18 @@ void decode_png(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
             if (has_trns)
                 png_set_tRNS_to_alpha(h.png);
             else
-                png_set_add_alpha(h.png, (1u << bit_depth) - 1, PNG_FILLER_AFTER);
+                // (TensorFlow's filler is 2^depth - 1, applied after the expansion to
+                // 8 bits: 1, 3 or 15 for 1-, 2- and 4-bit grey; Pillow's alpha is opaque.)
+                png_set_add_alpha(h.png, opts.pillow ? (bit_depth > 8 ? 0xFFFFu : 0xFFu) : (1u << bit_depth) - 1,
+                                  PNG_FILLER_AFTER);
         }
     } else if (has_alpha || has_trns) {
         png_set_strip_alpha(h.png);
     }
-    if (bit_depth > 8) png_set_strip_16(h.png);
+    // Pillow reads 16-bit grey as I;16 and converts it to RGB/RGBA by clipping at 255
+    // (not by taking the high byte): those samples are read at 16 bits and clipped below.
+    const bool clip16 = opts.pillow && bit_depth == 16 && color_type == PNG_COLOR_TYPE_GRAY;
+    if (bit_depth > 8 && !clip16) png_set_strip_16(h.png);
     png_set_packing(h.png);
     png_set_interlace_handling(h.png);
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(h.png);
@@ -100,11 +106,25 @@ void decode_png(const uint8_t* data, size_t size, const DecodeOptions& opts, Ima
 
     const size_t rowbytes = png_get_rowbytes(h.png, h.info);
     const int got_c = png_get_channels(h.png, h.info);
-    if (got_c != want || rowbytes != static_cast<size_t>(width) * want)
+    const size_t sample_bytes = clip16 ? 2 : 1;
+    if (got_c != want || rowbytes != static_cast<size_t>(width) * want * sample_bytes)
         throw DecodeError("unexpected PNG layout after conversion (" + std::to_string(got_c) +
                           " channels)");
     out.reset(static_cast<int>(height), static_cast<int>(width), want);
     rows.resize(height);
+    if (clip16) {
+        std::vector<uint8_t> wide(rowbytes * height);
+        for (png_uint_32 y = 0; y < height; ++y) rows[y] = wide.data() + static_cast<size_t>(y) * rowbytes;
+        png_read_image(h.png, rows.data());
+        png_read_end(h.png, nullptr);
+        const size_t n = static_cast<size_t>(width) * height * want;
+        uint8_t* o = out.data();
+        for (size_t i = 0; i < n; ++i) {
+            const unsigned v = (static_cast<unsigned>(wide[2 * i]) << 8) | wide[2 * i + 1];
+            o[i] = static_cast<uint8_t>(v > 255 ? 255 : v);
+        }
+        return;
+    }
     for (png_uint_32 y = 0; y < height; ++y) rows[y] = out.data() + static_cast<size_t>(y) * rowbytes;
     png_read_image(h.png, rows.data());
     png_read_end(h.png, nullptr);

@@ -55,6 +55,15 @@ struct DecodeOptions {
     // their pixels left undefined. Returns false when every row is needed.
     bool (*rows_needed)(const void* ctx, int height, int width, uint8_t* mask) = nullptr;
     const void* rows_ctx = nullptr;
+    // JPEG inverse DCT: libjpeg's accurate integer method (JDCT_ISLOW, what Pillow uses)
+    // instead of TensorFlow's fast one (JDCT_IFAST).
+    bool accurate_dct = false;
+    // Pillow's conventions instead of TensorFlow's where the two differ (what Keras'
+    // format="grain" path sees): grey from colour by Pillow's rounded ITU-R 601-2 luma,
+    // CMYK JPEGs read as inverted (Adobe) CMYK, GIF transparent pixels keep their palette
+    // colour (alpha 0 for rgba), 8-bit BMPs through their colour table with 32-bit BI_RGB
+    // alpha ignored, 16-bit grey PNGs clipped to 255 (Pillow's I;16 -> RGB).
+    bool pillow = false;
 };
 
 enum class ImageFormat { Unknown, Jpeg, Png, Gif, Bmp, WebP };

@@ -171,6 +171,26 @@ Box pad_box(int H, int W, int th, int tw) {
     return b;
 }
 
+// keras.ops.image.resize's pad_to_aspect_ratio (TensorFlow backend): the padded size,
+// with float32 division and int32 truncation, and the zero rows (or columns) added on
+// *each* side: half the difference, truncated, so an odd difference loses one.
+struct PadAround {
+    int top = 0, left = 0;
+};
+PadAround pad_around(int H, int W, int th, int tw) {
+    const int32_t wth = static_cast<int32_t>(static_cast<uint32_t>(W) * static_cast<uint32_t>(th));
+    const int32_t htw = static_cast<int32_t>(static_cast<uint32_t>(H) * static_cast<uint32_t>(tw));
+    const int ph = std::max(H, static_cast<int>(static_cast<float>(wth) / static_cast<float>(tw)));
+    const int pw = std::max(W, static_cast<int>(static_cast<float>(htw) / static_cast<float>(th)));
+    PadAround p;
+    p.top = static_cast<int>(static_cast<float>(ph - H) / 2.0f);
+    p.left = static_cast<int>(static_cast<float>(pw - W) / 2.0f);
+    // Keras pads the width using the unpadded height; both cannot be needed at once
+    // (one needs W/H above the target ratio, the other below), barring rounding.
+    if (p.top > 0) p.left = 0;
+    return p;
+}
+
 struct ScaleTarget {
     int th, tw;
     Fit fit;
@@ -180,6 +200,7 @@ struct ScaleTarget {
 // its destination, so the resize still only shrinks (or keeps) the image.
 int choose_scale(const void* ctx, int H, int W) {
     const auto* t = static_cast<const ScaleTarget*>(ctx);
+    if (t->fit == Fit::PadResize) return 1;
     for (int d : {8, 4, 2}) {
         const int sh = (H + d - 1) / d, sw = (W + d - 1) / d;
         bool ok;
@@ -201,6 +222,7 @@ struct RowsTarget {
 bool rows_needed(const void* ctx, int H, int W, uint8_t* mask) {
     const LoaderConfig& cfg = *static_cast<const RowsTarget*>(ctx)->cfg;
     int y0 = 0, in_h = H, out_h = cfg.height;
+    if (cfg.fit == Fit::PadResize) return false;
     if (cfg.fit == Fit::Crop) {
         const Box b = crop_box(H, W, cfg.height, cfg.width);
         y0 = b.y;
@@ -226,8 +248,24 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
     const RowsTarget rows_target{&cfg};
     dopts.rows_needed = rows_needed;
     dopts.rows_ctx = &rows_target;
-    Image& img = scratch.image;
-    decode_image(data, size, dopts, img);
+    dopts.accurate_dct = dopts.pillow = cfg.decoder == Decoder::Pillow;
+    Image* decoded = &scratch.image;
+    decode_image(data, size, dopts, *decoded);
+    if (cfg.fit == Fit::PadResize) {
+        // Zero rows or columns around the image, then an ordinary resize of the whole.
+        const Image& s = scratch.image;
+        const PadAround p = pad_around(s.height, s.width, cfg.height, cfg.width);
+        Image& padded = scratch.padded;
+        padded.reset(s.height + 2 * p.top, s.width + 2 * p.left, s.channels);
+        std::memset(padded.data(), 0, padded.pixels.size());
+        const size_t row = static_cast<size_t>(s.width) * s.channels;
+        const size_t prow = static_cast<size_t>(padded.width) * s.channels;
+        for (int y = 0; y < s.height; ++y)
+            std::memcpy(padded.data() + (y + p.top) * prow + static_cast<size_t>(p.left) * s.channels,
+                        s.data() + y * row, row);
+        decoded = &padded;
+    }
+    Image& img = *decoded;
 
     const int C = cfg.channels, th = cfg.height, tw = cfg.width;
     Box src{0, 0, img.height, img.width};

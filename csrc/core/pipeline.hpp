@@ -16,7 +16,13 @@
 
 namespace pyimgdir {
 
-enum class Fit { Stretch, Crop, Pad };
+// Pad: tf.image.resize_with_pad (resize into the aspect-preserving box, zeros around it).
+// PadResize: keras.ops.image.resize(pad_to_aspect_ratio=True) (zeros added first, half the
+// difference on each side, then the padded image is resized), as Keras' grain path does.
+enum class Fit { Stretch, Crop, Pad, PadResize };
+// Whose decoding conventions: TensorFlow's decode_image (format="tf") or Pillow's
+// (Keras' format="grain"): see DecodeOptions::accurate_dct and DecodeOptions::pillow.
+enum class Decoder { TensorFlow, Pillow };
 enum class OutputType { Float32, UInt8 };
 
 struct LoaderConfig {
@@ -33,6 +39,7 @@ struct LoaderConfig {
     bool lock_memory = false;  // page-lock batch buffers (mlock)
     bool skip_errors = false;  // drop failing files from their batch instead of failing it
     bool jpeg_downscale = false;  // opt-in DCT-domain 1/2, 1/4, 1/8 while still >= target
+    Decoder decoder = Decoder::TensorFlow;
 
     size_t sample_bytes() const {
         return static_cast<size_t>(height) * width * channels *
@@ -166,6 +173,7 @@ class FileChecker {
 struct Scratch {
     std::vector<uint8_t> file;
     Image image;
+    Image padded;  // Fit::PadResize only
     std::vector<float> floats;
 };
 void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
