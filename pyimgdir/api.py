@@ -52,6 +52,7 @@ def image_dataset_from_directory(
     shard_remainder: str = "pad",
     initial_state: Optional[dict] = None,
     cache=None,
+    decoder: Optional[str] = None,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -81,8 +82,10 @@ def image_dataset_from_directory(
         crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing.
         pad_to_aspect_ratio: pad (with zeros) to the target aspect ratio instead.
         data_format: ``"channels_last"`` or ``"channels_first"`` (``None``: Keras' config).
-        format: ``"tf"`` for a ``tf.data.Dataset`` (default) or ``"numpy"`` for a
-            :class:`NumpyDataset` that needs no TensorFlow.
+        format: ``"tf"`` for a ``tf.data.Dataset`` (default), ``"grain"`` for a
+            ``grain.IterDataset`` (:class:`GrainDataset`: Keras' grain output, elements as
+            tensors of the active Keras backend, the same order every epoch), or
+            ``"numpy"`` for a :class:`NumpyDataset` that needs no TensorFlow.
         verbose: print the "Found N files ..." line.
 
     Args (pyimgdir's own, keyword-only):
@@ -119,11 +122,17 @@ def image_dataset_from_directory(
             the cache are read-only views of it (no copy). Entries are invalidated when their
             file changes, the whole cache when the output settings or file list change.
         initial_state: a ``state()`` from an earlier dataset built with the same
-            arguments: iteration resumes at that epoch and batch, without decoding the
-            batches before it, and yields exactly what the uninterrupted run would have.
+            arguments (with ``format="grain"``, an iterator's ``get_state()``): iteration
+            resumes at that epoch and batch, without decoding the batches before it, and
+            yields exactly what the uninterrupted run would have.
+        decoder: whose decoding conventions the pixels follow: ``"tensorflow"`` (TF's
+            ``decode_image``: JPEG with the fast integer DCT; Keras' ``format="tf"``) or
+            ``"pillow"`` (Pillow's: the accurate integer DCT, Pillow's grey, CMYK, palette
+            and transparency conversions; Keras' ``format="grain"``). Default ``None``:
+            the one Keras uses for ``format`` (``"pillow"`` for ``"grain"``).
 
     Returns:
-        A ``tf.data.Dataset`` (or :class:`NumpyDataset`) with ``class_names`` and
+        A ``tf.data.Dataset`` (or :class:`GrainDataset`, :class:`NumpyDataset`) with ``class_names`` and
         ``file_paths`` attributes; a list ``[train, validation]`` for ``subset="both"``.
     """
     call = checks.check_call(dict(locals()))
@@ -244,6 +253,10 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
     source = BatchSource(file_paths, _Labels(raw_labels, spec.label_mode, num_classes), spec, skipped=skipped)
     if spec.format == "numpy":
         ds = NumpyDataset(source, index.class_names, file_paths)
+    elif spec.format == "grain":
+        from .grain_data import to_grain_dataset
+
+        ds = to_grain_dataset(source, index.class_names, file_paths)
     else:
         from .tf_data import to_tf_dataset
 

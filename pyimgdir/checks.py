@@ -26,7 +26,10 @@ INTERPOLATIONS = (
     "mitchellcubic",
 )
 _CROP_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
-_FORMATS = ("tf", "numpy")
+_FORMATS = ("tf", "grain", "numpy")
+# keras.ops.image.resize (Keras' grain path) takes fewer methods than tf.image.resize.
+_GRAIN_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
+_DECODERS = ("tensorflow", "pillow")
 CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}
 
 
@@ -94,6 +97,15 @@ def _check_options(c: dict) -> None:
     max_pixels = c["max_pixels"]
     if not is_int(max_pixels) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
+    if c["decoder"] is not None and c["decoder"] not in _DECODERS:
+        raise ValueError(f'`decoder` must be None, "tensorflow" or "pillow". Received: decoder={c["decoder"]!r}')
+    if c["format"] == "grain" and c["interpolation"] not in _GRAIN_INTERPOLATIONS:
+        # Keras' grain path raises this from keras.ops.image.resize at its first element;
+        # here it comes before the directory is scanned.
+        raise ValueError(
+            "Invalid value for argument `interpolation`. Expected of one "
+            f"{_GRAIN_INTERPOLATIONS}. Received: interpolation={c['interpolation']}"
+        )
 
 
 def _check_shard(shard, input_context, remainder):
@@ -187,9 +199,8 @@ def check_call(call: dict) -> dict:
     fmt = c["format"]
     if fmt not in _FORMATS:
         raise ValueError(
-            '`format` should be either "tf" or "numpy". '
+            '`format` should be either "tf" or "grain" (or "numpy"). '
             f"Received: format={fmt}"
-            + (" (pyimgdir does not produce grain datasets)" if fmt == "grain" else "")
         )
     # 7. validation split
     _check_validation_split(c["validation_split"], c["subset"], c["shuffle"], c["seed"])
@@ -241,7 +252,12 @@ def resolve(c: dict) -> LoadSpec:
         raise ValueError(
             f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size}"
         )
-    dtype = c["dtype"] or ("uint8" if interpolation == "nearest" else "float32")
+    grain = c["format"] == "grain"
+    # Keras' grain path converts to float32 before resizing, whatever the method.
+    dtype = c["dtype"] or ("uint8" if interpolation == "nearest" and not grain else "float32")
+    # Keras' grain path pads with keras.ops.image.resize (pad, then resize the whole), its
+    # tf path with tf.image.resize_with_pad (resize, then pad).
+    pad_fit = "pad_resize" if grain else "pad"
     labels = c["labels"]
     if labels is not None and not isinstance(labels, str):
         labels = tuple(labels.tolist() if isinstance(labels, np.ndarray) else labels)
@@ -259,11 +275,12 @@ def resolve(c: dict) -> LoadSpec:
         width=int(width),
         channels=c["channels"],
         interpolation=interpolation,
-        fit="crop" if crop else ("pad" if pad else "stretch"),
+        fit="crop" if crop else (pad_fit if pad else "stretch"),
         channels_first=standardize_data_format(c["data_format"]) == "channels_first",
         dtype=dtype,
         jpeg_downscale=bool(c["jpeg_downscale"]),
         max_pixels=int(c["max_pixels"]),
+        decoder=c["decoder"] or ("pillow" if grain else "tensorflow"),
         label_mode=c["label_mode"],
         batch_size=None if batch_size is None else int(batch_size),
         format=c["format"],

@@ -116,6 +116,9 @@ class BatchSource:
         self._skipped_paths = {f.path for f in self.skipped}
         self.validated = spec.validate  # every file was decoded once before building
         self._loader = _core.Loader(file_paths, spec.core_config())
+        # With shuffle: one fixed order for every epoch when set (Keras' grain path), else
+        # a new permutation per epoch from (seed, epoch).
+        self.permutation: Optional[np.ndarray] = None
         self.cache = None
         if spec.cache is not None:
             from .cache import SampleCache
@@ -172,7 +175,9 @@ class BatchSource:
     def epoch_order(self, epoch: int) -> np.ndarray:
         """File indices of this shard's epoch, in order (the same on every worker)."""
         n = len(self.file_paths)
-        if self.shuffle:
+        if self.shuffle and self.permutation is not None:
+            full = self.permutation
+        elif self.shuffle:
             full = epoch_permutation(n, self.seed, epoch)
         else:
             full = np.arange(n, dtype=np.int64)
@@ -241,17 +246,29 @@ class BatchSource:
         bad = {f.path for f in self.skipped}
         return np.array([i for i, p in enumerate(self.file_paths) if p in bad], dtype=np.int64)
 
-    def iter_epoch(self, epoch: Optional[int] = None, start_batch: Optional[int] = None) -> Iterator:
+    def __getstate__(self):
+        # Rebuilt from what made it (in Grain's mp_prefetch workers); progress is not kept.
+        return {"file_paths": self.file_paths, "labels": self.labels, "spec": self.spec,
+                "skipped": list(self.skipped), "permutation": self.permutation}
+
+    def __setstate__(self, state):
+        self.__init__(state["file_paths"], state["labels"], state["spec"], skipped=state["skipped"])
+        self.permutation = state["permutation"]
+
+    def iter_epoch(
+        self, epoch: Optional[int] = None, start_batch: Optional[int] = None, order: Optional[np.ndarray] = None
+    ) -> Iterator:
         """Yields (images, labels) or images, batched or not, for one epoch.
 
         Without arguments it runs the next epoch (resuming mid-epoch after a restored
-        state); batches before `start_batch` are neither read nor decoded.
+        state); batches before `start_batch` are neither read nor decoded. `order` replaces
+        the epoch's file order (a worker's slice of it, say).
         """
         if epoch is None:
             epoch, claimed_start = self.claim_epoch()
             start_batch = claimed_start if start_batch is None else start_batch
         start_batch = start_batch or 0
-        full_order = self.epoch_order(epoch)
+        full_order = self.epoch_order(epoch) if order is None else np.asarray(order, dtype=np.int64)
         bs = self.batch_size or 1
         order = full_order[start_batch * bs :]
         with_labels = self.labels.enabled

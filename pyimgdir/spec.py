@@ -41,15 +41,19 @@ class LoadSpec:
     width: int = _pixels(256)
     channels: int = _pixels(3)  # 1 grayscale, 3 rgb, 4 rgba
     interpolation: str = _pixels("bilinear")
-    fit: str = _pixels("stretch")  # "stretch", "crop" (crop_to_aspect_ratio), "pad"
+    # "stretch", "crop" (crop_to_aspect_ratio), "pad" (pad_to_aspect_ratio: tf.image.resize_with_pad),
+    # "pad_resize" (pad_to_aspect_ratio as keras.ops.image.resize does it: Keras' grain path)
+    fit: str = _pixels("stretch")
     channels_first: bool = _pixels(False)
     dtype: str = _pixels("float32")  # resolved: uint8 for "nearest" when not given
     jpeg_downscale: bool = _pixels(False)
     max_pixels: int = _pixels(1 << 28)  # decides which files decode at all
+    # Whose decoding conventions: "tensorflow" (format="tf") or "pillow" (Keras' grain path)
+    decoder: str = _pixels("tensorflow")
     # -- batches and labels -----------------------------------------------------------------
     label_mode: Optional[str] = "int"  # None when the dataset has no labels
     batch_size: Optional[int] = 32
-    format: str = "tf"  # "tf" or "numpy"
+    format: str = "tf"  # "tf", "grain" or "numpy"
     # -- running -----------------------------------------------------------------------------
     num_threads: int = 0  # 0: one per core
     prefetch: int = 2
@@ -102,7 +106,7 @@ class LoadSpec:
             interpolation=self.interpolation,
             follow_links=self.follow_links,
             crop_to_aspect_ratio=self.fit == "crop",
-            pad_to_aspect_ratio=self.fit == "pad",
+            pad_to_aspect_ratio=self.fit in ("pad", "pad_resize"),
             data_format=self.data_format,
             verbose=self.verbose,
         )
@@ -121,6 +125,7 @@ class LoadSpec:
         c.dtype = self.dtype
         c.jpeg_downscale = self.jpeg_downscale
         c.max_pixels = self.max_pixels
+        c.decoder = self.decoder
         c.num_threads = self.num_threads
         c.prefetch = self.prefetch
         c.lock_memory = self.pin_memory
