@@ -42,8 +42,11 @@ def walk(
 def sniff_format(data: bytes, /) -> _Format:
     """The image format from the first bytes of a file (magic bytes, as the decoder picks it)."""
 
-def decode(data: bytes, channels: int = 3, max_pixels: int = ...) -> NDArray[np.uint8]:
-    """Decodes an encoded image into an (H, W, channels) uint8 array. Raises :class:`DecodeError`."""
+def decode(
+    data: bytes, channels: int = 3, max_pixels: int = ..., decoder: Literal["tensorflow", "pillow"] = "tensorflow"
+) -> NDArray[np.uint8]:
+    """Decodes an encoded image into an (H, W, channels) uint8 array with TensorFlow's or
+    Pillow's conventions. Raises :class:`DecodeError`."""
 
 def decode_jpeg_scaled(
     data: bytes, channels: int = 3, scale: int = 8, fast_eighth: bool = True
@@ -71,7 +74,7 @@ class LoaderConfig:
     width: int
     channels: int
     interpolation: str  # one of the eight methods (see _Interpolation)
-    fit: Literal["stretch", "crop", "pad"]
+    fit: Literal["stretch", "crop", "pad", "pad_resize"]
     channels_first: bool
     dtype: Literal["float32", "uint8"]
     num_threads: int  # 0: one per core
@@ -80,6 +83,7 @@ class LoaderConfig:
     lock_memory: bool
     skip_errors: bool
     jpeg_downscale: bool
+    decoder: Literal["tensorflow", "pillow"]
 
 _Failure = Tuple[int, int, str, str]  # (position in the epoch, file index, path, reason)
 

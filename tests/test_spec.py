@@ -17,7 +17,7 @@ from pyimgdir.spec import LoadSpec
 # does not. A new field must be put in one of the two lists deliberately.
 PIXEL_FIELDS = {
     "height", "width", "channels", "interpolation", "fit", "channels_first", "dtype",
-    "jpeg_downscale", "max_pixels",
+    "jpeg_downscale", "max_pixels", "decoder",
 }
 OTHER_FIELDS = {
     "labels", "class_names", "follow_links", "verbose", "shuffle", "seed", "validation_split",
@@ -57,6 +57,9 @@ def test_core_config_carries_every_core_option():
     assert (c.lock_memory, c.skip_errors) == (True, True)
     assert LoadSpec(on_error="raise").core_config().skip_errors is False
     assert LoadSpec(on_error="warn").core_config().skip_errors is True
+    assert LoadSpec().core_config().decoder == "tensorflow"
+    assert LoadSpec(decoder="pillow", fit="pad_resize").core_config().decoder == "pillow"
+    assert LoadSpec(fit="pad_resize").core_config().fit == "pad_resize"
 
 
 def test_the_call_resolves_once_into_the_dataset_spec(tree):
@@ -103,6 +106,7 @@ PIXEL_CHANGES = {
     "dtype": dict(dtype="uint8"),
     "jpeg_downscale": dict(jpeg_downscale=True),
     "max_pixels": dict(max_pixels=1 << 20),
+    "decoder": dict(decoder="pillow"),
 }
 
 
