@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_JAX_GRAIN = all(importlib.util.find_spec(m) is not None for m in ("jax", "grain", "keras"))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 # Runs an example with PyTorch made unimportable, as on a machine without it.
 HIDE_TORCH = (
@@ -44,6 +45,8 @@ def runs(tmp_path_factory):
     if HAVE_TF:
         scripts["keras"] = [sys.executable, EXAMPLES / "train_keras.py", sample, *small]
         scripts["distribute"] = [sys.executable, EXAMPLES / "tf_distribute.py", sample, *small]
+    if HAVE_JAX_GRAIN:
+        scripts["jax"] = [sys.executable, EXAMPLES / "train_jax.py", sample, *small]
     procs = {
         name: subprocess.Popen([str(a) for a in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=base, env=ENV)
@@ -103,3 +106,13 @@ def test_tf_distribute(runs):
     assert "replicas: 2" in out and "global batch 16" in out
     assert "steps per epoch: 2" in out  # 30 files, batches of 8 per replica: 4 batches, 2 steps
     assert "final: accuracy" in out
+
+
+@pytest.mark.skipif(not HAVE_JAX_GRAIN, reason="needs JAX, Grain and Keras")
+def test_train_jax_with_grain(runs):
+    out = ok(runs["jax"])
+    assert "backend: jax" in out
+    assert "dataset: grain.IterDataset" in out
+    assert "batch: jaxlib float32 (16, 32, 32, 3), labels int32" in out
+    assert "final: accuracy" in out and "val_loss" in out
+    assert "same next batch: True" in out
