@@ -27,7 +27,8 @@ INTERPOLATIONS = (
 )
 _CROP_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
 _FORMATS = ("tf", "grain", "numpy")
-# keras.ops.image.resize (Keras' grain path) takes fewer methods than tf.image.resize.
+# keras.ops.image.resize's methods under the TensorFlow backend (Keras' grain path); without
+# Keras installed these are the ones accepted.
 _GRAIN_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
 _DECODERS = ("tensorflow", "pillow")
 CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}
@@ -99,13 +100,12 @@ def _check_options(c: dict) -> None:
         raise ValueError(f"`max_pixels` must be a positive integer. Received: {max_pixels}")
     if c["decoder"] is not None and c["decoder"] not in _DECODERS:
         raise ValueError(f'`decoder` must be None, "tensorflow" or "pillow". Received: decoder={c["decoder"]!r}')
-    if c["format"] == "grain" and c["interpolation"] not in _GRAIN_INTERPOLATIONS:
-        # Keras' grain path raises this from keras.ops.image.resize at its first element;
-        # here it comes before the directory is scanned.
-        raise ValueError(
-            "Invalid value for argument `interpolation`. Expected of one "
-            f"{_GRAIN_INTERPOLATIONS}. Received: interpolation={c['interpolation']}"
-        )
+    if c["format"] == "grain":
+        # Keras' grain path resizes with keras.ops.image.resize, whose methods depend on the
+        # backend; it raises at its first element, here before the directory is scanned.
+        from .grain_data import check_resize_method
+
+        check_resize_method(c["interpolation"], _GRAIN_INTERPOLATIONS)
 
 
 def _check_shard(shard, input_context, remainder):

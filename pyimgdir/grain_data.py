@@ -37,9 +37,36 @@ def grain_permutation(n: int, seed: int) -> np.ndarray:
     return np.fromiter((ds[i] for i in range(n)), dtype=np.int64, count=n)
 
 
+def check_resize_method(method: str, without_keras) -> None:
+    """Raises the error keras.ops.image.resize of the active Keras backend raises for
+    `method` (TensorFlow takes six methods, JAX five, torch three), by asking it to resize
+    a 2x2 image. Without Keras, `method` must be one of `without_keras`."""
+    try:
+        import keras
+    except ImportError:
+        if method not in without_keras:
+            raise ValueError(
+                "Invalid value for argument `interpolation`. Expected of one "
+                f"{tuple(without_keras)}. Received: interpolation={method}"
+            ) from None
+        return
+    with keras.device("cpu"):
+        keras.ops.image.resize(np.zeros((2, 2, 1), np.float32), size=(1, 1), interpolation=method)
+
+
 class _Converter:
-    """numpy -> the active Keras backend's tensors, on the CPU (as Keras' make_batch does).
-    Without Keras installed, elements stay numpy arrays."""
+    """numpy -> the active Keras backend's tensors on the CPU (the types Keras' make_batch
+    gives). Without Keras installed, elements stay numpy arrays.
+
+    A batch the core filled is handed over without a copy where the backend can wrap host
+    memory (TensorFlow and JAX through DLPack, torch.from_numpy): copying a 224x224 float32
+    batch of 64 costs 10 ms (TensorFlow) to 36 ms (JAX), as long as decoding it on 2 cores.
+    The wrapping tensor keeps the numpy array, and with it the pooled buffer, alive, so the
+    buffer is not reused while the tensor exists. Arrays TensorFlow cannot wrap (not
+    64-byte aligned) or numpy will not export (read-only cache views) are copied.
+    """
+
+    _ALIGN = 64  # TensorFlow's (Eigen's) alignment for tensors it does not own
 
     def __init__(self):
         try:
@@ -47,14 +74,33 @@ class _Converter:
         except ImportError:
             keras = None
         self._keras = keras
-        self._torch = keras is not None and keras.backend.backend() == "torch"
+        self._backend = keras.backend.backend() if keras is not None else None
+        self._wrap = None
+        if self._backend == "tensorflow":
+            import tensorflow as tf
 
-    def __call__(self, x):
+            self._wrap = lambda x: tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+        elif self._backend == "jax":
+            import jax
+
+            self._wrap = jax.dlpack.from_dlpack
+        elif self._backend == "torch":
+            import torch
+
+            self._wrap = torch.from_numpy
+
+    def __call__(self, x: np.ndarray):
         keras = self._keras
         if keras is None:
             return x
-        if self._torch and not x.flags.writeable:
-            x = x.copy()  # torch refuses to wrap read-only memory (served from a cache)
+        if (
+            self._wrap is not None
+            and x.flags.writeable
+            and x.flags.c_contiguous
+            and x.ctypes.data % self._ALIGN == 0
+            and x.size > 0
+        ):
+            return self._wrap(x)
         with keras.device("cpu"):
             return keras.ops.convert_to_tensor(x)
 
