@@ -92,6 +92,26 @@ def keras_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
                          "image_dataset_from_directory(...).prefetch(AUTOTUNE), float32")
 
 
+def keras_grain_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
+    """Keras' format="grain" under the active Keras backend (run.py sets KERAS_BACKEND)."""
+    import keras
+
+    ds = keras.utils.image_dataset_from_directory(
+        directory, image_size=(spec.height, spec.width), batch_size=spec.batch_size,
+        shuffle=False, interpolation="bilinear", verbose=False, format="grain",
+    )
+
+    def epoch():
+        for x, y in ds:
+            np.asarray(y)
+            yield _touch(np.asarray(x), state)
+
+    import grain
+
+    return Loader(epoch, f"keras {keras.__version__} / grain {grain.__version__} image_dataset_from_directory("
+                         f'format="grain"), {keras.backend.backend()} backend, float32')
+
+
 # ----------------------------------------------------------- hand-written thread pools
 
 
@@ -286,6 +306,13 @@ def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[i
             for x, y in ds:
                 y.numpy()
                 yield _touch(x.numpy(), state)
+    elif format == "grain":
+        import keras
+
+        def epoch():
+            for x, y in ds:
+                np.asarray(y)
+                yield _touch(np.asarray(x), state)
     else:
         def epoch():
             for x, y in ds:
@@ -297,6 +324,8 @@ def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[i
     if downscale:
         what.append("jpeg_downscale=True")
     what.append(f"num_threads={threads or 'default'}")
+    if format == "grain":
+        what.append(f"{keras.backend.backend()} backend")
     return Loader(epoch, f"pyimgdir {pyimgdir.__version__} image_dataset_from_directory({', '.join(what)})",
                   threads=threads)
 
@@ -316,6 +345,11 @@ LOADERS = {
     "pyimgdir numpy": (pyimgdir_loader, {"format": "numpy"}, "pyimgdir"),
     "pyimgdir numpy uint8": (pyimgdir_loader, {"format": "numpy", "dtype": "uint8"}, "pyimgdir"),
     "pyimgdir numpy downscale": (pyimgdir_loader, {"format": "numpy", "downscale": True}, "pyimgdir"),
+    # format="grain" under the TensorFlow and JAX backends (KERAS_BACKEND set per subprocess)
+    "keras grain": (keras_grain_loader, {"backend": "tensorflow"}, "anchor"),
+    "pyimgdir grain": (pyimgdir_loader, {"format": "grain", "backend": "tensorflow"}, "pyimgdir"),
+    "keras grain jax": (keras_grain_loader, {"backend": "jax"}, "anchor"),
+    "pyimgdir grain jax": (pyimgdir_loader, {"format": "grain", "backend": "jax"}, "pyimgdir"),
 }
 
 
@@ -331,6 +365,10 @@ def available(name: str) -> Optional[str]:
         "torchvision": ["torch", "torchvision"],
         "ceiling simplejpeg": ["simplejpeg"],
         "pyimgdir tf": ["tensorflow"],
+        "keras grain": ["keras", "grain", "tensorflow"],
+        "pyimgdir grain": ["keras", "grain", "tensorflow"],
+        "keras grain jax": ["keras", "grain", "jax"],
+        "pyimgdir grain jax": ["keras", "grain", "jax"],
     }.get(name, [])
     missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:

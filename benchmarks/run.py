@@ -54,6 +54,10 @@ PREIMPORT = {
     "torchvision": ["torch", "torchvision"],
     "ceiling pyimgdir.decode": ["pyimgdir"],
     "ceiling simplejpeg": ["simplejpeg"],
+    "keras grain": ["keras", "grain"],
+    "pyimgdir grain": ["keras", "grain", "pyimgdir"],
+    "keras grain jax": ["keras", "grain"],
+    "pyimgdir grain jax": ["keras", "grain", "pyimgdir"],
 }
 
 
@@ -78,6 +82,8 @@ def worker(cfg: dict) -> dict:
     name = cfg["loader"]
     factory, kw, group = L.LOADERS[name]
     kw = dict(kw)
+    if "backend" in kw:  # a Keras backend is chosen before keras is first imported
+        os.environ["KERAS_BACKEND"] = kw.pop("backend")
     if cfg.get("threads"):
         kw["threads"] = cfg["threads"]
     spec = L.SPECS[cfg["spec"]]
