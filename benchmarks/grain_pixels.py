@@ -4,8 +4,8 @@
 
 Keras' grain path decodes with Pillow and resizes with keras.ops.image.resize of the active
 backend. pyimgdir decodes with Pillow's conventions and resizes with TensorFlow's numerics,
-so under the TensorFlow backend the two are equal bit for bit; under JAX, jax.image's
-resize differs. For each backend (one subprocess each: the backend is fixed per process)
+so under the TensorFlow backend the two are equal bit for bit; under JAX and torch the
+backend's own resize differs. For each backend (one subprocess each: the backend is fixed per process)
 this builds one sample tree with every colour mode and format (tests/test_grain.py's
 mixed tree) plus photo-like JPEGs, loads it with both functions for each color_mode and
 method, and records the largest and mean absolute difference (0-255 scale), per colour
@@ -91,7 +91,7 @@ def measure(backend: str, directory: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backends", default="tensorflow,jax")
+    ap.add_argument("--backends", default="tensorflow,jax,torch")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "grain-pixels.json")
     ap.add_argument("--_measure", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
