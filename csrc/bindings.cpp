@@ -363,11 +363,13 @@ PYBIND11_MODULE(_core, m) {
             [](LoaderConfig& c, const std::string& v) { c.decoder = parse_decoder(v); });
 
     py::class_<FileChecker>(m, "FileChecker")
-        .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads) {
-                 return std::make_unique<FileChecker>(fs_paths(paths), channels, max_pixels, num_threads);
+        .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads,
+                         const std::string& decoder) {
+                 return std::make_unique<FileChecker>(fs_paths(paths), channels, max_pixels, num_threads,
+                                                      parse_decoder(decoder));
              }),
              py::arg("paths"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
-             py::arg("num_threads") = 0)
+             py::arg("num_threads") = 0, py::arg("decoder") = "tensorflow")
         .def("wait", [](FileChecker& c, int timeout_ms) { return without_gil([&] { return c.wait(timeout_ms); }); })
         .def("cancel", &FileChecker::cancel)
         .def_property_readonly("done", &FileChecker::done)

@@ -108,7 +108,12 @@ class FileChecker:
     """Decodes every file in full on a thread pool, to find the ones that fail."""
 
     def __init__(
-        self, paths: Iterable[_Path], channels: int = 3, max_pixels: int = ..., num_threads: int = 0
+        self,
+        paths: Iterable[_Path],
+        channels: int = 3,
+        max_pixels: int = ...,
+        num_threads: int = 0,
+        decoder: Literal["tensorflow", "pillow"] = "tensorflow",
     ) -> None: ...
     def wait(self, timeout_ms: int, /) -> bool:
         """Waits up to ``timeout_ms``; True when every file has been checked."""

@@ -238,6 +238,7 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
             max_pixels=spec.max_pixels,
             num_threads=spec.num_threads or None,
             progress=default_progress(spec.verbose),
+            decoder=spec.decoder,
         )
         if skipped and spec.on_error == "raise":
             raise InvalidFilesError(skipped)

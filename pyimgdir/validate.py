@@ -45,8 +45,11 @@ def validate_files(
     max_pixels: int = 1 << 28,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    decoder: str = "tensorflow",
 ) -> List[SkippedFile]:
     """Decodes every file in full and returns the ones that fail, with the reason.
+    ``decoder`` is the dataset's (``"tensorflow"`` or ``"pillow"``): the two differ on a few
+    files (a CMYK JPEG decodes as grayscale only with Pillow's conventions).
 
     ``progress(done, total)`` is called about ten times a second from the calling thread.
     Ctrl-C stops the check promptly.
@@ -58,7 +61,7 @@ def validate_files(
     paths = [str(p) for p in file_paths]
     if not paths:
         return []
-    checker = _core.FileChecker(paths, _CHANNELS[color_mode], max_pixels, num_threads or 0)
+    checker = _core.FileChecker(paths, _CHANNELS[color_mode], max_pixels, num_threads or 0, decoder)
     try:
         while not checker.wait(100):
             if progress is not None:

@@ -280,3 +280,17 @@ def test_mp_prefetch_matches_keras_grain(keras, mixed_tree):
     for a, b in zip(k, p):
         np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
         np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
+
+
+def test_validate_uses_the_datasets_decoder(keras, tmp_path):
+    """A CMYK JPEG has no grayscale form in TensorFlow's decoder but has one in Pillow's:
+    validate=True checks files with the decoder the dataset will use."""
+    rng = np.random.default_rng(2)
+    tree = tmp_path / "t"
+    (tree / "a").mkdir(parents=True)
+    Image.fromarray(photo_like(rng, 20, 24)).convert("CMYK").save(tree / "a" / "cmyk.jpg")
+    Image.fromarray(photo_like(rng, 20, 24)).save(tree / "a" / "rgb.jpg")
+    kw = dict(image_size=(8, 8), color_mode="grayscale", verbose=False, validate=True, shuffle=False)
+    assert_same(keras_grain(tree, **{k: v for k, v in kw.items() if k != "validate"}), ours(tree, **kw))
+    with pytest.raises(pyimgdir.InvalidFilesError, match="cmyk.jpg"):
+        pyimgdir.image_dataset_from_directory(tree, format="numpy", **kw)

@@ -571,11 +571,13 @@ struct FileChecker::State {
     }
 };
 
-FileChecker::FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads)
+FileChecker::FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads,
+                         Decoder decoder)
     : s_(std::make_unique<State>()) {
     s_->paths = std::move(paths);
     s_->opts.channels = channels;
     s_->opts.max_pixels = max_pixels;
+    s_->opts.accurate_dct = s_->opts.pillow = decoder == Decoder::Pillow;
     if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     num_threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, static_cast<int64_t>(s_->paths.size()))));
     s_->running = num_threads;

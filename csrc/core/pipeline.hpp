@@ -153,7 +153,8 @@ class Loader {
 // fail. Progress can be polled from another thread; `cancel` stops it early.
 class FileChecker {
   public:
-    FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads);
+    FileChecker(std::vector<std::string> paths, int channels, int64_t max_pixels, int num_threads,
+                Decoder decoder = Decoder::TensorFlow);
     ~FileChecker();
     // Waits up to timeout_ms; returns true when every file has been checked.
     bool wait(int timeout_ms);
