@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -163,10 +165,66 @@ const char* fit_name(Fit f) {
     return f == Fit::Crop ? "crop" : f == Fit::Pad ? "pad" : f == Fit::PadResize ? "pad_resize" : "stretch";
 }
 
+Flip parse_flip(const std::string& s) {
+    if (s == "none") return Flip::None;
+    if (s == "horizontal") return Flip::Horizontal;
+    if (s == "vertical") return Flip::Vertical;
+    if (s == "horizontal_and_vertical") return Flip::Both;
+    throw std::invalid_argument("random_flip must be 'none', 'horizontal', 'vertical' or 'horizontal_and_vertical'");
+}
+
+const char* flip_name(Flip f) {
+    switch (f) {
+        case Flip::Horizontal: return "horizontal";
+        case Flip::Vertical: return "vertical";
+        case Flip::Both: return "horizontal_and_vertical";
+        default: return "none";
+    }
+}
+
+void check_range(const std::array<double, 2>& r, const char* what) {
+    if (!(r[0] > 0 && r[0] <= r[1] && std::isfinite(r[1])))
+        throw std::invalid_argument(std::string(what) + " must be (min, max) with 0 < min <= max");
+}
+
 void check_config(const LoaderConfig& c) {
     if (c.height < 1 || c.width < 1) throw std::invalid_argument("image_size must be positive");
     if (c.channels != 1 && c.channels != 3 && c.channels != 4)
         throw std::invalid_argument("channels must be 1, 3 or 4");
+    check_range(c.crop_scale, "crop_scale");
+    check_range(c.crop_ratio, "crop_ratio");
+}
+
+// Augmentations as a dict of equal-length arrays: y, x, height, width (the crop box),
+// flip_horizontal, flip_vertical, and image_height, image_width when known.
+template <class Get>
+py::dict augments_dict(size_t n, Get get, bool with_size) {
+    py::array_t<int32_t> y(n), x(n), h(n), w(n), ih(n), iw(n);
+    py::array_t<bool> fh(n), fv(n);
+    for (size_t i = 0; i < n; ++i) {
+        int H = 0, W = 0;
+        const Augment a = get(i, H, W);
+        y.mutable_at(i) = a.y;
+        x.mutable_at(i) = a.x;
+        h.mutable_at(i) = a.h;
+        w.mutable_at(i) = a.w;
+        fh.mutable_at(i) = a.flip_h;
+        fv.mutable_at(i) = a.flip_v;
+        ih.mutable_at(i) = H;
+        iw.mutable_at(i) = W;
+    }
+    py::dict d;
+    d["y"] = y;
+    d["x"] = x;
+    d["height"] = h;
+    d["width"] = w;
+    d["flip_horizontal"] = fh;
+    d["flip_vertical"] = fv;
+    if (with_size) {
+        d["image_height"] = ih;
+        d["image_width"] = iw;
+    }
+    return d;
 }
 
 py::array new_sample(const LoaderConfig& cfg) {
@@ -360,7 +418,14 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("jpeg_downscale", &LoaderConfig::jpeg_downscale)
         .def_property(
             "decoder", [](const LoaderConfig& c) { return c.decoder == Decoder::Pillow ? "pillow" : "tensorflow"; },
-            [](LoaderConfig& c, const std::string& v) { c.decoder = parse_decoder(v); });
+            [](LoaderConfig& c, const std::string& v) { c.decoder = parse_decoder(v); })
+        .def_readwrite("random_crop", &LoaderConfig::random_crop)
+        .def_readwrite("crop_scale", &LoaderConfig::crop_scale)
+        .def_readwrite("crop_ratio", &LoaderConfig::crop_ratio)
+        .def_property(
+            "random_flip", [](const LoaderConfig& c) { return std::string(flip_name(c.random_flip)); },
+            [](LoaderConfig& c, const std::string& v) { c.random_flip = parse_flip(v); })
+        .def_readwrite("augment_seed", &LoaderConfig::augment_seed);
 
     py::class_<FileChecker>(m, "FileChecker")
         .def(py::init([](const py::iterable& paths, int channels, int64_t max_pixels, int num_threads,
@@ -405,24 +470,65 @@ PYBIND11_MODULE(_core, m) {
         .def(
             "iterate",
             [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> order,
-               int batch_size) {
+               int batch_size, int64_t epoch) {
                 std::vector<int64_t> o(order.data(), order.data() + order.size());
-                return l.iterate(std::move(o), batch_size);
+                return l.iterate(std::move(o), batch_size, epoch);
             },
-            py::arg("order"), py::arg("batch_size"))
+            py::arg("order"), py::arg("batch_size"), py::arg("epoch") = 0)
+        .def(
+            "augments",
+            [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> files, int64_t epoch) {
+                std::vector<int64_t> f(files.data(), files.data() + files.size());
+                std::vector<FileAugment> r = without_gil([&] { return file_augments(l, f, epoch); });
+                return augments_dict(
+                    r.size(),
+                    [&](size_t i, int& H, int& W) {
+                        H = r[i].height;
+                        W = r[i].width;
+                        return r[i].augment;
+                    },
+                    true);
+            },
+            py::arg("files"), py::arg("epoch"))
         .def(
             "load",
-            [](const Loader& l, size_t index) {
+            [](const Loader& l, size_t index, int64_t epoch) {
                 if (index >= l.size()) throw py::index_error("file index out of range");
                 py::array out = new_sample(l.config());
                 uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
                 try {
                     py::gil_scoped_release nogil;
-                    l.load_one(index, dst);
+                    l.load_one(index, dst, epoch);
                 } catch (const DecodeError& e) {
                     raise_load_error(l.path(index), e.what(), -1, static_cast<int64_t>(index));
                 }
                 return out;
             },
-            py::arg("index"));
+            py::arg("index"), py::arg("epoch") = 0);
+
+    m.def(
+        "draw_augments",
+        [](const LoaderConfig& cfg, int64_t epoch, py::array_t<int64_t, py::array::c_style | py::array::forcecast> files,
+           py::array_t<int64_t, py::array::c_style | py::array::forcecast> heights,
+           py::array_t<int64_t, py::array::c_style | py::array::forcecast> widths) {
+            const size_t n = static_cast<size_t>(files.size());
+            if (static_cast<size_t>(heights.size()) != n || static_cast<size_t>(widths.size()) != n)
+                throw std::invalid_argument("file_indices, heights and widths differ in length");
+            check_range(cfg.crop_scale, "crop_scale");
+            check_range(cfg.crop_ratio, "crop_ratio");
+            const AugmentParams p = cfg.augment();
+            const int64_t *f = files.data(), *hh = heights.data(), *ww = widths.data();
+            for (size_t i = 0; i < n; ++i)
+                if (hh[i] < 1 || ww[i] < 1 || hh[i] > INT32_MAX || ww[i] > INT32_MAX)
+                    throw std::invalid_argument("image heights and widths must be positive");
+            return augments_dict(
+                n,
+                [&](size_t i, int& H, int& W) {
+                    H = static_cast<int>(hh[i]);
+                    W = static_cast<int>(ww[i]);
+                    return draw_augment(p, epoch, f[i], H, W);
+                },
+                false);
+        },
+        py::arg("config"), py::arg("epoch"), py::arg("file_indices"), py::arg("heights"), py::arg("widths"));
 }

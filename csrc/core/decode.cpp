@@ -73,6 +73,17 @@ void decode_image(const uint8_t* data, size_t size, const DecodeOptions& opts, I
     }
 }
 
+void image_dimensions(const uint8_t* data, size_t size, int channels, int64_t max_pixels, int& height, int& width) {
+    if (size > 0 && sniff_format(data, size) == ImageFormat::Jpeg) return jpeg_dimensions(data, size, height, width);
+    thread_local Image img;
+    DecodeOptions o;
+    o.channels = channels;
+    o.max_pixels = max_pixels;
+    decode_image(data, size, o, img);
+    height = img.height;
+    width = img.width;
+}
+
 namespace {
 
 const char* file_kind(mode_t m) {

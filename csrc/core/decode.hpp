@@ -11,6 +11,9 @@ ImageFormat sniff_format(const uint8_t* data, size_t size);
 // Decodes `data` into `out` with `opts.channels` channels. Throws DecodeError.
 void decode_image(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out);
 
+// The image's (height, width): from the header for JPEG, by decoding for other formats.
+void image_dimensions(const uint8_t* data, size_t size, int channels, int64_t max_pixels, int& height, int& width);
+
 // Reads a whole file into `buf` (reusing its capacity). Throws DecodeError naming the
 // OS reason (the caller adds the path).
 void read_file(const std::string& path, std::vector<uint8_t>& buf);

@@ -175,7 +175,14 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     cinfo.do_fancy_upsampling = TRUE;
     cinfo.scale_num = 1;
     cinfo.scale_denom = 1;
-    if (opts.choose_jpeg_scale) {
+    DecodeRegion region;
+    const bool use_region =
+        opts.choose_region && opts.choose_region(opts.region_ctx, static_cast<int>(cinfo.image_height),
+                                                 static_cast<int>(cinfo.image_width), region);
+    if (use_region) {
+        if (region.scale == 2 || region.scale == 4 || region.scale == 8)
+            cinfo.scale_denom = static_cast<unsigned>(region.scale);
+    } else if (opts.choose_jpeg_scale) {
         const int d = opts.choose_jpeg_scale(opts.scale_ctx, static_cast<int>(cinfo.image_height),
                                              static_cast<int>(cinfo.image_width));
         // Only 1/2, 1/4 and 1/8: the M/8 scales are slower than a full decode.
@@ -196,7 +203,13 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
                           " (max_pixels)");
     }
 
-    if (cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
+    if (use_region && (region.y < 0 || region.x < 0 || region.h < 1 || region.w < 1 ||
+                       region.y + static_cast<int64_t>(region.h) > h || region.x + static_cast<int64_t>(region.w) > w)) {
+        jpeg_abort_decompress(&cinfo);
+        throw DecodeError("crop region outside the image");
+    }
+
+    if (!use_region && cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
         decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out)) {
         out.source_height = static_cast<int>(cinfo.image_height);
         out.source_width = static_cast<int>(cinfo.image_width);
@@ -206,26 +219,54 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     }
 
     jpeg_start_decompress(&cinfo);
-    out.reset(static_cast<int>(h), static_cast<int>(w), want);
+    // Output rows [first, last) of the (scaled) image; a region also narrows the columns.
+    JDIMENSION first = 0, last = cinfo.output_height;
+    int64_t row_w = w;  // decoded pixels per row
+    int region_x = 0;   // where the wanted columns start in a decoded row
+    if (use_region) {
+        // tf.io.decode_and_crop_jpeg's calls: crop_scanline moves the left edge down to an
+        // iMCU boundary and widens the row to match; then the rows above are skipped.
+        JDIMENSION cx = static_cast<JDIMENSION>(region.x), cw = static_cast<JDIMENSION>(region.w);
+        jpeg_crop_scanline(&cinfo, &cx, &cw);
+        row_w = cinfo.output_width;
+        region_x = region.x - static_cast<int>(cx);
+        first = static_cast<JDIMENSION>(region.y);
+        last = first + static_cast<JDIMENSION>(region.h);
+        if (first > 0 && (jpeg_skip_scanlines(&cinfo, first) != first || cinfo.client_data)) {
+            jpeg_abort_decompress(&cinfo);
+            fail_truncated();
+        }
+    }
+    const int out_h = static_cast<int>(last - first);
+    // CMYK rows are converted into the output one by one, so they keep only the region.
+    const bool cmyk_out = cinfo.out_color_space == JCS_CMYK;
+    const int64_t out_w = cmyk_out && use_region ? region.w : row_w;
+    out.reset(out_h, static_cast<int>(out_w), want);
     out.source_height = static_cast<int>(cinfo.image_height);
     out.source_width = static_cast<int>(cinfo.image_width);
-    const size_t out_stride = static_cast<size_t>(w) * want;
+    if (use_region) {
+        out.region = true;
+        out.region_x = cmyk_out ? 0 : region_x;
+        out.region_w = region.w;
+    }
+    const size_t out_stride = static_cast<size_t>(out_w) * want;
     uint8_t* base = out.data();
 
     if (cinfo.out_color_space == JCS_CMYK) {
         // TensorFlow's conversion, including its treatment of Adobe's inverted CMYK.
-        dec.cmyk_row.resize(static_cast<size_t>(w) * 4);
+        dec.cmyk_row.resize(static_cast<size_t>(row_w) * 4);
         const bool adobe = cinfo.saw_Adobe_marker;
         const bool pillow = opts.pillow;
-        while (cinfo.output_scanline < cinfo.output_height) {
+        while (cinfo.output_scanline < last) {
             JSAMPROW row = dec.cmyk_row.data();
-            const JDIMENSION y = cinfo.output_scanline;
+            const JDIMENSION y = cinfo.output_scanline - first;
             if (jpeg_read_scanlines(&cinfo, &row, 1) != 1 || cinfo.client_data) {
                 jpeg_abort_decompress(&cinfo);
                 fail_truncated();
             }
+            row += 4 * region_x;
             uint8_t* o = base + y * out_stride;
-            for (int64_t x = 0; x < w; ++x) {
+            for (int64_t x = 0; x < out_w; ++x) {
                 const int c = row[4 * x], m = row[4 * x + 1], yy = row[4 * x + 2], k = row[4 * x + 3];
                 int r, g, b;
                 if (pillow) {
@@ -252,21 +293,22 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         }
     } else {
         const int got_c = cinfo.output_components;  // 1 or 3
-        const size_t dec_stride = static_cast<size_t>(w) * got_c;
+        const size_t dec_stride = static_cast<size_t>(row_w) * got_c;
         // Rows the resize will never read are skipped (entropy-decoded only, no IDCT,
         // upsampling or colour conversion); the rows that are read come out identical.
         bool skipping = false;
         if (opts.rows_needed && cinfo.scale_denom == 1) {
-            dec.row_mask.assign(static_cast<size_t>(h), 0);
-            skipping = opts.rows_needed(opts.rows_ctx, static_cast<int>(h), static_cast<int>(w),
+            dec.row_mask.assign(static_cast<size_t>(out_h), 0);
+            skipping = opts.rows_needed(opts.rows_ctx, out_h, use_region ? region.w : static_cast<int>(w),
                                         dec.row_mask.data());
         }
         JSAMPROW rows[16];
-        while (cinfo.output_scanline < cinfo.output_height) {
-            const JDIMENSION y0 = cinfo.output_scanline;
+        while (cinfo.output_scanline < last) {
+            const JDIMENSION y0 = cinfo.output_scanline - first;  // output row
+            const JDIMENSION left = last - cinfo.output_scanline;
             if (skipping && !dec.row_mask[y0]) {
                 JDIMENSION run = 0;
-                while (y0 + run < cinfo.output_height && !dec.row_mask[y0 + run]) ++run;
+                while (run < left && !dec.row_mask[y0 + run]) ++run;
                 if (run >= kMinSkip) {
                     if (jpeg_skip_scanlines(&cinfo, run) != run || cinfo.client_data) {
                         jpeg_abort_decompress(&cinfo);
@@ -275,7 +317,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
                     continue;
                 }
             }
-            const int n = static_cast<int>(std::min<JDIMENSION>(16, cinfo.output_height - y0));
+            const int n = static_cast<int>(std::min<JDIMENSION>(16, left));
             // RGBA: decode RGB into the tail of each row, then expand in place left to right.
             for (int i = 0; i < n; ++i)
                 rows[i] = base + (y0 + i) * out_stride + (out_stride - dec_stride);
@@ -288,7 +330,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
                 for (JDIMENSION i = 0; i < got; ++i) {
                     uint8_t* o = base + (y0 + i) * out_stride;
                     const uint8_t* s = rows[i];
-                    for (int64_t x = 0; x < w; ++x) {
+                    for (int64_t x = 0; x < row_w; ++x) {
                         const uint8_t r = s[3 * x], g = s[3 * x + 1], b = s[3 * x + 2];
                         o[4 * x] = r;
                         o[4 * x + 1] = g;
@@ -299,8 +341,29 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
             }
         }
     }
-    // A file missing only its final EOI marker is accepted, as TensorFlow accepts it.
+    // A file missing only its final EOI marker is accepted, as TensorFlow accepts it. After
+    // a region, the rows below it are left undecoded.
     jpeg_abort_decompress(&cinfo);
+}
+
+void jpeg_dimensions(const uint8_t* data, size_t size, int& height, int& width) {
+    Decoder& dec = thread_decoder();
+    jpeg_decompress_struct& cinfo = dec.cinfo;
+    if (setjmp(dec.err.jump)) {
+        if (dec.created) jpeg_abort_decompress(&cinfo);
+        std::string msg = dec.err.message;
+        throw DecodeError("invalid JPEG data: " + msg);
+    }
+    dec.renew();
+    cinfo.client_data = nullptr;
+    dec.src.next_input_byte = data;
+    dec.src.bytes_in_buffer = size;
+    jpeg_read_header(&cinfo, TRUE);
+    const bool truncated = cinfo.client_data != nullptr;
+    height = static_cast<int>(cinfo.image_height);
+    width = static_cast<int>(cinfo.image_width);
+    jpeg_abort_decompress(&cinfo);
+    if (truncated) fail_truncated();
 }
 
 }  // namespace pyimgdir

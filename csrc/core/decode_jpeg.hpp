@@ -8,4 +8,7 @@ namespace pyimgdir {
 
 void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Image& out);
 
+// The (height, width) in the header, without decoding pixels. Throws DecodeError.
+void jpeg_dimensions(const uint8_t* data, size_t size, int& height, int& width);
+
 }  // namespace pyimgdir

@@ -27,9 +27,18 @@ struct Image {
     std::vector<uint8_t> pixels;
     // Set by the 1/8-scale JPEG path that works from DC terms (decode_jpeg_eighth.cpp).
     bool from_dc_terms = false;
+    // After a region decode (DecodeOptions::choose_region): `height` rows of the region;
+    // each row holds `width` pixels of which the region's are [region_x, region_x +
+    // region_w) (libjpeg widens a cropped row to whole iMCU columns).
+    bool region = false;
+    int region_x = 0;
+    int region_w = 0;
 
     void reset(int h, int w, int c) {
         from_dc_terms = false;
+        region = false;
+        region_x = 0;
+        region_w = w;
         height = source_height = h;
         width = source_width = w;
         channels = c;
@@ -37,6 +46,12 @@ struct Image {
     }
     uint8_t* data() { return pixels.data(); }
     const uint8_t* data() const { return pixels.data(); }
+};
+
+// The part of an image to decode, in the pixels of the image as decoded at 1/scale.
+struct DecodeRegion {
+    int y = 0, x = 0, h = 0, w = 0;
+    int scale = 1;  // 1, 2, 4 or 8
 };
 
 struct DecodeOptions {
@@ -64,6 +79,13 @@ struct DecodeOptions {
     // colour (alpha 0 for rgba), 8-bit BMPs through their colour table with 32-bit BI_RGB
     // alpha ignored, 16-bit grey PNGs clipped to 255 (Pillow's I;16 -> RGB).
     bool pillow = false;
+    // Optional, JPEG only: given the file's (height, width), fills the region to decode and
+    // returns true (false: decode the whole image). Only the region's rows are read (rows
+    // above it are skipped, rows below are never entropy-decoded) and only its iMCU columns
+    // are transformed (jpeg_crop_scanline), exactly as tf.io.decode_and_crop_jpeg does.
+    // rows_needed is then asked about the region's rows. Other formats ignore it.
+    bool (*choose_region)(const void* ctx, int height, int width, DecodeRegion& region) = nullptr;
+    const void* region_ctx = nullptr;
 };
 
 enum class ImageFormat { Unknown, Jpeg, Png, Gif, Bmp, WebP };

@@ -235,8 +235,24 @@ bool rows_needed(const void* ctx, int H, int W, uint8_t* mask) {
 
 }  // namespace
 
+namespace {
+void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch, uint8_t* out);
+}
+
 void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
-                   uint8_t* out) {
+                   uint8_t* out, SampleKey key) {
+    if (cfg.random_crop) {
+        const Augment a = process_random_crop(data, size, cfg, scratch, out, key);
+        flip_sample(cfg, a, out);
+        return;
+    }
+    fill_sample(data, size, cfg, scratch, out);
+    if (cfg.random_flip != Flip::None)
+        flip_sample(cfg, draw_augment(cfg.augment(), key.epoch, key.file_index, 0, 0), out);
+}
+
+namespace {
+void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch, uint8_t* out) {
     DecodeOptions dopts;
     dopts.channels = cfg.channels;
     dopts.max_pixels = cfg.max_pixels;
@@ -329,6 +345,7 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
             for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(f[p * C + k]);
     }
 }
+}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Epoch iteration
@@ -338,6 +355,7 @@ struct EpochIterator::State {
     LoaderConfig cfg;
     std::shared_ptr<BufferPool> pool;
     std::vector<int64_t> order;
+    int64_t epoch = 0;
     int64_t batch_size = 1;
     int64_t num_batches = 0;
 
@@ -393,7 +411,7 @@ struct EpochIterator::State {
             std::string reason;
             try {
                 read_file((*paths)[file], scratch.file);
-                process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr);
+                process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr, SampleKey{epoch, file});
             } catch (const DecodeError& e) {
                 reason = e.what();
             } catch (const std::bad_alloc&) {
@@ -502,7 +520,7 @@ Loader::Loader(std::vector<std::string> paths, LoaderConfig cfg)
         cfg_.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size) const {
+std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size, int64_t epoch) const {
     if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
     for (int64_t i : order)
         if (i < 0 || static_cast<size_t>(i) >= paths_->size())
@@ -517,6 +535,7 @@ std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int b
                                              static_cast<size_t>(cfg_.prefetch) + 8);
     st->pool = pool_;
     st->order = std::move(order);
+    st->epoch = epoch;
     st->batch_size = batch_size;
     const int64_t n = static_cast<int64_t>(st->order.size());
     st->num_batches = (n + batch_size - 1) / batch_size;
@@ -608,10 +627,11 @@ std::vector<ImageFailure> FileChecker::failures() {
     return out;
 }
 
-void Loader::load_one(size_t index, uint8_t* out) const {
+void Loader::load_one(size_t index, uint8_t* out, int64_t epoch) const {
     Scratch scratch;
     read_file(paths_->at(index), scratch.file);
-    process_image(scratch.file.data(), scratch.file.size(), cfg_, scratch, out);
+    process_image(scratch.file.data(), scratch.file.size(), cfg_, scratch, out,
+                  SampleKey{epoch, static_cast<int64_t>(index)});
 }
 
 }  // namespace pyimgdir

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/crop.hpp"
 #include "core/image.hpp"
 #include "core/resize.hpp"
 
@@ -40,6 +42,25 @@ struct LoaderConfig {
     bool skip_errors = false;  // drop failing files from their batch instead of failing it
     bool jpeg_downscale = false;  // opt-in DCT-domain 1/2, 1/4, 1/8 while still >= target
     Decoder decoder = Decoder::TensorFlow;
+    // Training input (crop.hpp): a random-resized crop replaces `fit`; flips apply to any
+    // output. Both are drawn from (augment_seed, epoch, file index) alone.
+    bool random_crop = false;
+    std::array<double, 2> crop_scale{0.08, 1.0};
+    std::array<double, 2> crop_ratio{3.0 / 4.0, 4.0 / 3.0};
+    Flip random_flip = Flip::None;
+    uint64_t augment_seed = 0;
+
+    AugmentParams augment() const {
+        AugmentParams p;
+        p.random_crop = random_crop;
+        p.scale_min = crop_scale[0];
+        p.scale_max = crop_scale[1];
+        p.ratio_min = crop_ratio[0];
+        p.ratio_max = crop_ratio[1];
+        p.flip = random_flip;
+        p.seed = augment_seed;
+        return p;
+    }
 
     size_t sample_bytes() const {
         return static_cast<size_t>(height) * width * channels *
@@ -138,10 +159,11 @@ class Loader {
     const std::string& path(size_t i) const { return (*paths_)[i]; }
 
     // `order` holds file indices; batches are consecutive runs of `batch_size` of them.
-    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size) const;
+    // `epoch` keys the random crops and flips (ignored without them).
+    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size, int64_t epoch = 0) const;
 
     // Decodes and resizes one file into `out` (sample_bytes() long), on the calling thread.
-    void load_one(size_t index, uint8_t* out) const;
+    void load_one(size_t index, uint8_t* out, int64_t epoch = 0) const;
 
   private:
     std::shared_ptr<const std::vector<std::string>> paths_;
@@ -177,7 +199,28 @@ struct Scratch {
     Image padded;  // Fit::PadResize only
     std::vector<float> floats;
 };
+// Which sample this is, for the random crop and flip: (epoch, file index).
+struct SampleKey {
+    int64_t epoch = 0;
+    int64_t file_index = 0;
+};
 void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
-                   uint8_t* out);
+                   uint8_t* out, SampleKey key = {});
+
+// The random-resized-crop path of process_image (crop.cpp): the box is drawn from the
+// header's size and only it is decoded; returns the augmentation used.
+Augment process_random_crop(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
+                            uint8_t* out, SampleKey key);
+
+// Mirrors one output sample in place as `a` says.
+void flip_sample(const LoaderConfig& cfg, const Augment& a, uint8_t* out);
+
+// The augmentation each of `files` (indices into the loader's paths) gets in `epoch`, with
+// the image's size, read from the files' headers (crop.cpp). Throws DecodeError naming the file.
+struct FileAugment {
+    Augment augment;
+    int height = 0, width = 0;
+};
+std::vector<FileAugment> file_augments(const Loader& loader, const std::vector<int64_t>& files, int64_t epoch);
 
 }  // namespace pyimgdir
