@@ -5,6 +5,7 @@ by a parallel C++ core; ``format="numpy"`` works without TensorFlow.
 """
 
 from .api import image_dataset_from_directory
+from .augment import crop_boxes
 from .errors import (
     ImageLoadError,
     InvalidFilesError,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "image_dataset_from_directory",
+    "crop_boxes",
     "ImageLoadError",
     "InvalidFilesError",
     "NumpyDataset",

@@ -46,7 +46,9 @@ def image_dataset_from_directory(
     pin_memory: bool = False,
     on_error: str = "raise",
     validate: bool = False,
-    jpeg_downscale: bool = False,
+    jpeg_downscale: Optional[bool] = None,
+    random_resized_crop=None,
+    random_flip: Optional[str] = None,
     shard=None,
     input_context=None,
     shard_remainder: str = "pad",
@@ -106,7 +108,22 @@ def image_dataset_from_directory(
             with ``on_error="raise"``, or are left out and listed in ``skipped_files``.
         jpeg_downscale: let libjpeg-turbo decode JPEGs at 1/2, 1/4 or 1/8 scale when the
             result is still at least the target size, then resize as usual. Much faster on
-            large photos; pixels differ slightly from Keras' (see README).
+            large photos; pixels differ slightly from Keras' (see README). Default ``None``:
+            on for a dataset with ``random_resized_crop`` (a crop at least twice the output
+            is decoded at the smallest such scale that still covers it), off otherwise.
+        random_resized_crop: training crops, fused into the decode: ``True`` for
+            torchvision's ``RandomResizedCrop`` defaults (area fraction ``scale=(0.08, 1.0)``,
+            aspect ratio ``ratio=(3/4, 4/3)`` drawn log-uniformly, 10 tries, then a centre
+            crop), or ``(scale, ratio)`` / ``{"scale": ..., "ratio": ...}``. Each sample's box
+            is drawn from the image's header size and only it is decoded, then resized to
+            ``image_size`` with ``interpolation``. Not combinable with
+            ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio``.
+        random_flip: ``"horizontal"``, ``"vertical"`` or ``"horizontal_and_vertical"``
+            (Keras' ``RandomFlip`` modes: each direction mirrored with probability 1/2).
+            Crops and flips depend only on ``(seed, epoch, file index)``: the same for any
+            thread count, batch size, shard or resume; different every epoch. With
+            ``subset="both"`` only the training dataset is randomised. The dataset's
+            ``crop_boxes(epoch)`` lists what each sample got.
         shard: ``(index, count)``: this worker's share. Every epoch's order is a
             permutation computed from ``(seed, epoch)``, the same on every worker; shard
             ``index`` takes every ``count``-th file of it from position ``index``. Files
@@ -218,13 +235,19 @@ def _select(index, directory, shuffle, seed, validation_split, subset):
 
 def _subset_spec(spec: LoadSpec, subset_name: str) -> LoadSpec:
     """A validation subset gets its own cache file next to the one named; the validation
-    half of subset="both" is never shuffled."""
+    half of subset="both" is never shuffled nor randomly cropped or flipped."""
     if subset_name != "validation":
         return spec
     cache = spec.cache
     if cache is not None and cache != "memory":
         cache = cache + ".validation"
-    return spec.replace(shuffle=spec.shuffle and spec.subset != "both", cache=cache)
+    both = spec.subset == "both"
+    return spec.replace(
+        shuffle=spec.shuffle and not both,
+        cache=cache,
+        random_resized_crop=None if both else spec.random_resized_crop,
+        random_flip=None if both else spec.random_flip,
+    )
 
 
 def build(index, selected: np.ndarray, spec: LoadSpec):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from ._keras_compat import ALLOWLIST_FORMATS, standardize_data_format
+from .augment import check_random_flip, check_random_resized_crop
 from .spec import LoadSpec
 
 INTERPOLATIONS = (
@@ -106,6 +107,21 @@ def _check_options(c: dict) -> None:
         from .grain_data import check_resize_method
 
         check_resize_method(c["interpolation"], _GRAIN_INTERPOLATIONS)
+    if c["jpeg_downscale"] not in (None, True, False):
+        raise ValueError(f"`jpeg_downscale` must be None, True or False. Received: {c['jpeg_downscale']!r}")
+    crop = check_random_resized_crop(c["random_resized_crop"])
+    c["random_resized_crop"] = crop
+    c["random_flip"] = check_random_flip(c["random_flip"])
+    if crop is not None and (c["crop_to_aspect_ratio"] or c["pad_to_aspect_ratio"]):
+        raise ValueError(
+            "`random_resized_crop` chooses the crop itself: it cannot be combined with "
+            "`crop_to_aspect_ratio` or `pad_to_aspect_ratio`."
+        )
+    if cache is not None and (crop is not None or c["random_flip"] is not None):
+        raise ValueError(
+            "`cache` keeps finished samples, but with `random_resized_crop` or `random_flip` every "
+            "epoch's samples differ: use one or the other."
+        )
 
 
 def _check_shard(shard, input_context, remainder):
@@ -278,7 +294,9 @@ def resolve(c: dict) -> LoadSpec:
         fit="crop" if crop else (pad_fit if pad else "stretch"),
         channels_first=standardize_data_format(c["data_format"]) == "channels_first",
         dtype=dtype,
-        jpeg_downscale=bool(c["jpeg_downscale"]),
+        jpeg_downscale=c["jpeg_downscale"],
+        random_resized_crop=None if c["random_resized_crop"] is None else tuple(c["random_resized_crop"]),
+        random_flip=c["random_flip"],
         max_pixels=int(c["max_pixels"]),
         decoder=c["decoder"] or ("pillow" if grain else "tensorflow"),
         label_mode=c["label_mode"],

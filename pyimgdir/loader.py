@@ -192,7 +192,14 @@ class BatchSource:
             if self.on_error == "warn":
                 warnings.warn(f"Skipping {path!r}: {reason}", SkippedFileWarning, stacklevel=3)
 
-    def _raw_batches(self, order: np.ndarray, block: int):
+    def crop_boxes(self, epoch: int, start_batch: int = 0) -> dict:
+        """The crop box and flips of every sample of this shard's ``epoch`` from batch
+        ``start_batch`` on, in order, read from the files' headers (no decoding)."""
+        bs = self.batch_size or 1
+        order = self.epoch_order(int(epoch))[int(start_batch) * bs :]
+        return {"file_index": order, **self._loader.augments(order, int(epoch))}
+
+    def _raw_batches(self, order: np.ndarray, block: int, epoch: int = 0):
         """(images, positions in `order`) per core batch, failures dropped and reported."""
         cache = self.cache
         if cache is not None:
@@ -207,7 +214,7 @@ class BatchSource:
                     # but the last, so nothing needs re-batching
                     yield cache.get(order[positions]), positions, False
                 return
-        it = self._loader.iterate(order, block)
+        it = self._loader.iterate(order, block, epoch)
         config = self._loader.config
         with _LIVE_LOCK:
             _LIVE_ITERATORS.add(it)
@@ -282,7 +289,7 @@ class BatchSource:
                 self._position = (epoch + 1, 0) if done else (epoch, batch_no)
 
         if self.batch_size is None:
-            for images, positions, _ in self._raw_batches(order, _UNBATCHED_BLOCK):
+            for images, positions, _ in self._raw_batches(order, _UNBATCHED_BLOCK, epoch):
                 labels = self.labels.encode(order[positions]) if with_labels else None
                 for i in range(len(images)):
                     advance(1)
@@ -290,7 +297,7 @@ class BatchSource:
             return
         carry_x: Optional[np.ndarray] = None  # samples waiting for a full batch (skip mode)
         carry_p: Optional[np.ndarray] = None
-        for images, positions, dropped in self._raw_batches(order, bs):
+        for images, positions, dropped in self._raw_batches(order, bs, epoch):
             if carry_x is None and not dropped:
                 # (a short batch without dropped files can only be the epoch's last)
                 # The common case: the core's buffer goes out as is, without a copy.
@@ -363,6 +370,15 @@ class NumpyDataset:
     def set_epoch(self, epoch: int) -> None:
         """Makes the next ``iter()`` run epoch ``epoch`` (like DistributedSampler.set_epoch)."""
         self._source.set_epoch(epoch)
+
+    def crop_boxes(self, epoch: int, start_batch: int = 0) -> dict:
+        """What ``random_resized_crop`` / ``random_flip`` do to each sample of ``epoch`` (from
+        batch ``start_batch`` on), in the epoch's order: a dict of arrays ``file_index`` (into
+        ``file_paths``), ``y``, ``x``, ``height``, ``width`` (the crop box in the image's own
+        pixels; the whole image without ``random_resized_crop``), ``flip_horizontal``,
+        ``flip_vertical``, ``image_height``, ``image_width``. Read from the files' headers,
+        without decoding (a file whose header cannot be read raises, naming it)."""
+        return self._source.crop_boxes(epoch, start_batch)
 
     def state(self) -> dict:
         """The position of the next batch: ``{"seed", "epoch", "batches", "shard"}``. Pass it

@@ -46,7 +46,10 @@ class LoadSpec:
     fit: str = _pixels("stretch")
     channels_first: bool = _pixels(False)
     dtype: str = _pixels("float32")  # resolved: uint8 for "nearest" when not given
-    jpeg_downscale: bool = _pixels(False)
+    jpeg_downscale: Optional[bool] = _pixels(None)  # None: on for random crops only
+    # training input (augment.py): ((scale min, max), (ratio min, max)) or None; a flip mode
+    random_resized_crop: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = _pixels(None)
+    random_flip: Optional[str] = _pixels(None)
     max_pixels: int = _pixels(1 << 28)  # decides which files decode at all
     # Whose decoding conventions: "tensorflow" (format="tf") or "pillow" (Keras' grain path)
     decoder: str = _pixels("tensorflow")
@@ -79,6 +82,11 @@ class LoadSpec:
     @property
     def data_format(self) -> str:
         return "channels_first" if self.channels_first else "channels_last"
+
+    @property
+    def randomised(self) -> bool:
+        """Whether samples differ between epochs (random crops or flips)."""
+        return self.random_resized_crop is not None or self.random_flip is not None
 
     @property
     def sample_shape(self) -> Tuple[int, int, int]:
@@ -123,7 +131,14 @@ class LoadSpec:
         c.fit = self.fit
         c.channels_first = self.channels_first
         c.dtype = self.dtype
-        c.jpeg_downscale = self.jpeg_downscale
+        c.jpeg_downscale = (
+            self.jpeg_downscale if self.jpeg_downscale is not None else self.random_resized_crop is not None
+        )
+        c.random_crop = self.random_resized_crop is not None
+        if self.random_resized_crop is not None:
+            c.crop_scale, c.crop_ratio = self.random_resized_crop
+        c.random_flip = self.random_flip or "none"
+        c.augment_seed = int(self.seed) & 0xFFFFFFFFFFFFFFFF
         c.max_pixels = self.max_pixels
         c.decoder = self.decoder
         c.num_threads = self.num_threads

@@ -62,4 +62,5 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
         "shard": [source.shard_index, source.shard_count],
     }
     ds.set_epoch = source.set_epoch
+    ds.crop_boxes = source.crop_boxes
     return ds
