@@ -7,7 +7,7 @@ as ``os.fsdecode`` gives them).
 """
 
 import os
-from typing import Any, Callable, Iterable, List, Literal, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -82,8 +82,15 @@ class LoaderConfig:
     max_pixels: int
     lock_memory: bool
     skip_errors: bool
-    jpeg_downscale: bool
+    jpeg_downscale: bool  # DCT scaling; for random crops: the crop at the smallest covering scale
+    random_crop: bool
+    crop_scale: List[float]  # (min, max) area fraction
+    crop_ratio: List[float]  # (min, max) aspect ratio w / h, drawn log-uniformly
+    random_flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"]
+    augment_seed: int  # 64 bits
     decoder: Literal["tensorflow", "pillow"]
+
+_Augments = Dict[str, NDArray[Any]]
 
 _Failure = Tuple[int, int, str, str]  # (position in the epoch, file index, path, reason)
 
@@ -136,7 +143,18 @@ class Loader:
     def __len__(self) -> int: ...
     @property
     def config(self) -> LoaderConfig: ...
-    def iterate(self, order: ArrayLike, batch_size: int) -> EpochIterator:
-        """Starts an epoch over the file indices in ``order``, ``batch_size`` at a time."""
-    def load(self, index: int) -> Union[NDArray[np.float32], NDArray[np.uint8]]:
+    def iterate(self, order: ArrayLike, batch_size: int, epoch: int = 0) -> EpochIterator:
+        """Starts an epoch over the file indices in ``order``, ``batch_size`` at a time;
+        ``epoch`` keys the random crops and flips."""
+    def load(self, index: int, epoch: int = 0) -> Union[NDArray[np.float32], NDArray[np.uint8]]:
         """One file, decoded and resized into a new array. Raises :class:`pyimgdir.ImageLoadError`."""
+    def augments(self, files: ArrayLike, epoch: int) -> _Augments:
+        """The crop box and flips each of ``files`` gets in ``epoch`` (``y``, ``x``, ``height``,
+        ``width``, ``flip_horizontal``, ``flip_vertical``, ``image_height``, ``image_width``),
+        from the files' headers. Raises :class:`DecodeError` naming a file it cannot read."""
+
+def draw_augments(
+    config: LoaderConfig, epoch: int, file_indices: ArrayLike, heights: ArrayLike, widths: ArrayLike
+) -> _Augments:
+    """The crop boxes and flips ``config`` gives files of the given sizes in ``epoch``
+    (``y``, ``x``, ``height``, ``width``, ``flip_horizontal``, ``flip_vertical``)."""

@@ -18,7 +18,10 @@ from pyimgdir.spec import LoadSpec
 PIXEL_FIELDS = {
     "height", "width", "channels", "interpolation", "fit", "channels_first", "dtype",
     "jpeg_downscale", "max_pixels", "decoder",
+    "random_resized_crop", "random_flip",
 }
+# Pixel fields whose samples change every epoch: a cache is refused with them.
+RANDOM_FIELDS = {"random_resized_crop", "random_flip"}
 OTHER_FIELDS = {
     "labels", "class_names", "follow_links", "verbose", "shuffle", "seed", "validation_split",
     "subset", "label_mode", "batch_size", "format", "num_threads", "prefetch", "pin_memory",
@@ -60,6 +63,12 @@ def test_core_config_carries_every_core_option():
     assert LoadSpec().core_config().decoder == "tensorflow"
     assert LoadSpec(decoder="pillow", fit="pad_resize").core_config().decoder == "pillow"
     assert LoadSpec(fit="pad_resize").core_config().fit == "pad_resize"
+    crop = LoadSpec(seed=-1, random_resized_crop=((0.2, 0.5), (0.5, 2.0)), random_flip="vertical").core_config()
+    assert (crop.random_crop, crop.crop_scale, crop.crop_ratio) == (True, [0.2, 0.5], [0.5, 2.0])
+    assert (crop.random_flip, crop.augment_seed, crop.jpeg_downscale) == ("vertical", 2**64 - 1, True)
+    plain = LoadSpec().core_config()
+    assert (plain.random_crop, plain.random_flip, plain.jpeg_downscale) == (False, "none", False)
+    assert LoadSpec(random_resized_crop=((0.1, 1), (1, 1)), jpeg_downscale=False).core_config().jpeg_downscale is False
 
 
 def test_the_call_resolves_once_into_the_dataset_spec(tree):
@@ -111,7 +120,14 @@ PIXEL_CHANGES = {
 
 
 def test_pixel_changes_cover_every_pixel_field():
-    assert set(PIXEL_CHANGES) == PIXEL_FIELDS
+    assert set(PIXEL_CHANGES) | RANDOM_FIELDS == PIXEL_FIELDS
+
+
+@pytest.mark.parametrize("change", [dict(random_resized_crop=True), dict(random_flip="horizontal")])
+def test_random_fields_refuse_a_cache(tree, tmp_path, change):
+    assert load_spec(**BASE, **change).pixel_fields() != load_spec(**BASE).pixel_fields()
+    with pytest.raises(ValueError, match="every epoch's samples differ"):
+        _epoch_hits(tree, str(tmp_path / "s.cache"), **BASE, **change)
 
 
 @pytest.mark.parametrize("field", sorted(PIXEL_CHANGES))
