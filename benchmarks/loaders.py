@@ -353,11 +353,18 @@ LOADERS = {
 }
 
 
+# Training-input loaders (random crops and flips), measured by bench_crop.py.
+from loaders_train import TRAIN_LOADERS, TRAIN_NEEDS  # noqa: E402
+
+LOADERS.update(TRAIN_LOADERS)
+
+
 def available(name: str) -> Optional[str]:
     """None if loader `name` can run here, else the reason it cannot."""
     import importlib.util
 
     need = {
+        **TRAIN_NEEDS,
         "keras": ["keras", "tensorflow"],
         "simplejpeg+cv2": ["simplejpeg", "cv2"],
         "simplejpeg+cv2 downscale": ["simplejpeg", "cv2"],
