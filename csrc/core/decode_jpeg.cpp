@@ -209,11 +209,12 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         throw DecodeError("crop region outside the image");
     }
 
-    if (!use_region && cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
-        decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out)) {
+    if (cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
+        decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out, use_region ? &region : nullptr)) {
         out.source_height = static_cast<int>(cinfo.image_height);
         out.source_width = static_cast<int>(cinfo.image_width);
         out.from_dc_terms = true;
+        if (use_region) out.region = true;  // the region alone, region_x 0
         jpeg_abort_decompress(&cinfo);
         return;
     }

@@ -335,7 +335,7 @@ bool unstuff(const uint8_t* p, const uint8_t* end, Scratch& s) {
 }  // namespace
 
 bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, int channels,
-                        Image& out) {
+                        Image& out, const DecodeRegion* region) {
     static const YccTables ycc;
     thread_local Scratch s;
 
@@ -391,10 +391,21 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         for (int j = 0; j < i; ++j)
             if (comps[i].index == comps[j].index) return false;
 
+    // The output rows and columns to produce.
+    int ry = 0, rx = 0, rh = out_h, rw = out_w;
+    if (region) {
+        ry = region->y;
+        rx = region->x;
+        rh = region->h;
+        rw = region->w;
+        if (ry < 0 || rx < 0 || rh < 1 || rw < 1 || ry + rh > out_h || rx + rw > out_w) return false;
+    }
     if (!unstuff(scan, end, s)) return false;
-    const int64_t total = static_cast<int64_t>(mcus_x) * mcus_y;
-    const int64_t interval = ci.restart_interval > 0 ? ci.restart_interval : total;
-    if (static_cast<int64_t>(s.ends.size()) != (total + interval - 1) / interval) return false;
+    const int64_t all = static_cast<int64_t>(mcus_x) * mcus_y;
+    const int64_t interval = ci.restart_interval > 0 ? ci.restart_interval : all;
+    if (static_cast<int64_t>(s.ends.size()) != (all + interval - 1) / interval) return false;
+    // Each MCU row gives vmax output rows at 1/8; the rows below the region are not decoded.
+    const int64_t total = std::min<int64_t>(all, static_cast<int64_t>((ry + rh + vmax - 1) / vmax) * mcus_x);
 
     const uint8_t* base = s.data.data();
     size_t seg = 0, seg_start = 0;
@@ -448,7 +459,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
 
     // Upsample by replication (libjpeg skips fancy upsampling at 1/8) and convert colour.
-    out.reset(out_h, out_w, channels);
+    out.reset(rh, rw, channels);
     const Component* yc = nullptr;
     const Component* cb = nullptr;
     const Component* cr = nullptr;
@@ -462,26 +473,28 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         return horizontal ? (hmax / (c->h * c->scaled)) >> 1 : (vmax / (c->v * c->scaled)) >> 1;
     };
     const int ysx = shift(yc, true), ysy = shift(yc, false);
-    for (int y = 0; y < out_h; ++y) {
-        uint8_t* o = out.data() + static_cast<size_t>(y) * out_w * channels;
+    for (int oy = 0; oy < rh; ++oy) {
+        const int y = oy + ry;
+        uint8_t* o = out.data() + static_cast<size_t>(oy) * rw * channels;
         const uint8_t* yrow = yc->plane + static_cast<size_t>(y >> ysy) * yc->stride;
         if (nc == 1 || channels == 1) {
-            for (int x = 0; x < out_w; ++x) {
-                const uint8_t g = yrow[x >> ysx];
-                for (int k = 0; k < std::min(channels, 3); ++k) o[x * channels + k] = g;
-                if (channels == 4) o[x * 4 + 3] = 255;
+            for (int i = 0; i < rw; ++i) {
+                const uint8_t g = yrow[(i + rx) >> ysx];
+                for (int k = 0; k < std::min(channels, 3); ++k) o[i * channels + k] = g;
+                if (channels == 4) o[i * 4 + 3] = 255;
             }
             continue;
         }
         const int bsx = shift(cb, true), rsx = shift(cr, true);
         const uint8_t* brow = cb->plane + static_cast<size_t>(y >> shift(cb, false)) * cb->stride;
         const uint8_t* rrow = cr->plane + static_cast<size_t>(y >> shift(cr, false)) * cr->stride;
-        for (int x = 0; x < out_w; ++x) {
+        for (int i = 0; i < rw; ++i) {
+            const int x = i + rx;
             const int yy = yrow[x >> ysx], u = brow[x >> bsx], v = rrow[x >> rsx];
-            o[x * channels] = clamp255(yy + ycc.cr_r[v]);
-            o[x * channels + 1] = clamp255(yy + ((ycc.cb_g[u] + ycc.cr_g[v]) >> 16));
-            o[x * channels + 2] = clamp255(yy + ycc.cb_b[u]);
-            if (channels == 4) o[x * 4 + 3] = 255;
+            o[i * channels] = clamp255(yy + ycc.cr_r[v]);
+            o[i * channels + 1] = clamp255(yy + ((ycc.cb_g[u] + ycc.cr_g[v]) >> 16));
+            o[i * channels + 2] = clamp255(yy + ycc.cb_b[u]);
+            if (channels == 4) o[i * 4 + 3] = 255;
         }
     }
     return true;

@@ -22,7 +22,12 @@ namespace pyimgdir {
 // above 2, several scans) and for entropy-coded data that is anything but clean (a bad
 // code, data running out, restart markers out of order): the caller then uses libjpeg,
 // which also produces libjpeg's warnings-and-all behaviour for damaged files.
+//
+// With `region` (in 1/8-scale pixels, inside the output) only that part is produced: the
+// MCU rows below it are never decoded, and `out` holds just the region (as libjpeg gives it
+// with jpeg_crop_scanline and jpeg_skip_scanlines: at 1/8 there is no fancy upsampling, so
+// a pixel depends only on its own MCU).
 bool decode_jpeg_eighth(const jpeg_decompress_struct& cinfo, const uint8_t* scan, const uint8_t* end,
-                        int channels, Image& out);
+                        int channels, Image& out, const DecodeRegion* region = nullptr);
 
 }  // namespace pyimgdir
