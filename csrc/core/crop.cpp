@@ -121,19 +121,42 @@ int crop_dct_scale(int height, int width, int box_y, int box_x, int box_h, int b
     return 1;
 }
 
+namespace {
+
+// Reverses the pixels of each row, N bytes per pixel (fixed, so the copies are inlined).
+template <size_t N>
+void mirror_rows(uint8_t* data, int height, int width, size_t row_stride) {
+    for (int r = 0; r < height; ++r) {
+        uint8_t* row = data + static_cast<size_t>(r) * row_stride;
+        for (int i = 0, j = width - 1; i < j; ++i, --j) {
+            uint8_t a[N], b[N];
+            std::memcpy(a, row + static_cast<size_t>(i) * N, N);
+            std::memcpy(b, row + static_cast<size_t>(j) * N, N);
+            std::memcpy(row + static_cast<size_t>(i) * N, b, N);
+            std::memcpy(row + static_cast<size_t>(j) * N, a, N);
+        }
+    }
+}
+
+}  // namespace
+
 void flip_in_place(uint8_t* data, int height, int width, size_t pixel_bytes, size_t row_stride, bool horizontal,
                    bool vertical) {
     if (horizontal) {
-        uint8_t tmp[64];
-        for (int r = 0; r < height; ++r) {
-            uint8_t* row = data + static_cast<size_t>(r) * row_stride;
-            for (int i = 0, j = width - 1; i < j; ++i, --j) {
-                uint8_t* a = row + static_cast<size_t>(i) * pixel_bytes;
-                uint8_t* b = row + static_cast<size_t>(j) * pixel_bytes;
-                std::memcpy(tmp, a, pixel_bytes);
-                std::memcpy(a, b, pixel_bytes);
-                std::memcpy(b, tmp, pixel_bytes);
-            }
+        switch (pixel_bytes) {
+            case 1: mirror_rows<1>(data, height, width, row_stride); break;
+            case 3: mirror_rows<3>(data, height, width, row_stride); break;
+            case 4: mirror_rows<4>(data, height, width, row_stride); break;
+            case 12: mirror_rows<12>(data, height, width, row_stride); break;
+            case 16: mirror_rows<16>(data, height, width, row_stride); break;
+            default:
+                for (int r = 0; r < height; ++r) {
+                    uint8_t* row = data + static_cast<size_t>(r) * row_stride;
+                    for (int i = 0, j = width - 1; i < j; ++i, --j)
+                        std::swap_ranges(row + static_cast<size_t>(i) * pixel_bytes,
+                                         row + static_cast<size_t>(i + 1) * pixel_bytes,
+                                         row + static_cast<size_t>(j) * pixel_bytes);
+                }
         }
     }
     if (vertical) {
@@ -144,12 +167,9 @@ void flip_in_place(uint8_t* data, int height, int width, size_t pixel_bytes, siz
     }
 }
 
-}  // namespace pyimgdir
-
 // ---------------------------------------------------------------------------------------
 // One training sample: draw the box from the header, decode only it, resize, flip.
 
-namespace pyimgdir {
 namespace {
 
 struct CropContext {
@@ -178,14 +198,41 @@ bool crop_rows_needed(const void* ctx, int height, int, uint8_t* mask) {
     return rows_read_by_resize(cfg.interpolation, height, cfg.height, mask);
 }
 
-// Resizes the `h` x `w` block at `src` (row stride `stride` bytes) into one output sample.
+// Copies a float HWC image into `out` mirrored as `a` says.
+void mirrored_copy(const float* f, int th, int tw, int C, const Augment& a, float* out) {
+    const size_t row = static_cast<size_t>(tw) * C;
+    for (int y = 0; y < th; ++y) {
+        const float* s = f + static_cast<size_t>(a.flip_v ? th - 1 - y : y) * row;
+        float* o = out + static_cast<size_t>(y) * row;
+        if (!a.flip_h) {
+            std::memcpy(o, s, row * sizeof(float));
+            continue;
+        }
+        for (int x = 0; x < tw; ++x)
+            std::memcpy(o + static_cast<size_t>(tw - 1 - x) * C, s + static_cast<size_t>(x) * C, C * sizeof(float));
+    }
+}
+
+// Resizes the `h` x `w` block at `src` (row stride `stride` bytes) into one output sample,
+// mirrored as `a` says (after resizing, as tf.image.flip_* after tf.image.resize).
 void resize_into_sample(const uint8_t* src, int h, int w, size_t stride, const LoaderConfig& cfg, Scratch& scratch,
-                        uint8_t* out) {
+                        uint8_t* out, const Augment& a) {
     const int C = cfg.channels, th = cfg.height, tw = cfg.width;
     const size_t plane = static_cast<size_t>(th) * tw;
+    const bool flip = a.flip_h || a.flip_v;
     if (cfg.output == OutputType::UInt8 && !cfg.channels_first) {
         resize_to_u8(src, h, w, C, stride, out, th, tw, static_cast<size_t>(tw) * C, cfg.interpolation,
                      scratch.floats);
+        if (flip) flip_sample(cfg, a, out);
+        return;
+    }
+    if (flip && cfg.output == OutputType::Float32 && !cfg.channels_first) {
+        // Into scratch (kept in cache), then mirrored into the output: flipping the output in
+        // place would read back an image the resize streamed past the cache.
+        scratch.floats.resize(plane * C);
+        resize_to_float(src, h, w, C, stride, scratch.floats.data(), th, tw, static_cast<size_t>(tw) * C,
+                        cfg.interpolation, /*may_stream=*/false);
+        mirrored_copy(scratch.floats.data(), th, tw, C, a, reinterpret_cast<float*>(out));
         return;
     }
     const bool direct = cfg.output == OutputType::Float32 && !cfg.channels_first;
@@ -206,6 +253,7 @@ void resize_into_sample(const uint8_t* src, int h, int w, size_t stride, const L
         for (size_t p = 0; p < plane; ++p)
             for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(f[p * C + k]);
     }
+    if (flip) flip_sample(cfg, a, out);
 }
 
 }  // namespace
@@ -234,8 +282,9 @@ Augment process_random_crop(const uint8_t* data, size_t size, const LoaderConfig
         h = ctx.drawn.h;
         w = ctx.drawn.w;
     }
+    if (cfg.random_flip == Flip::None) ctx.drawn.flip_h = ctx.drawn.flip_v = false;
     resize_into_sample(img.data() + static_cast<size_t>(y) * stride + static_cast<size_t>(x) * C, h, w, stride, cfg,
-                       scratch, out);
+                       scratch, out, ctx.drawn);
     return ctx.drawn;
 }
 
@@ -253,10 +302,6 @@ void flip_sample(const LoaderConfig& cfg, const Augment& a, uint8_t* out) {
         flip_in_place(out + k * plane, cfg.height, cfg.width, item, static_cast<size_t>(cfg.width) * item, a.flip_h,
                       a.flip_v);
 }
-
-}  // namespace pyimgdir
-
-namespace pyimgdir {
 
 std::vector<FileAugment> file_augments(const Loader& loader, const std::vector<int64_t>& files, int64_t epoch) {
     const LoaderConfig& cfg = loader.config();

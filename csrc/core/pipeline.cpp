@@ -242,8 +242,7 @@ void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scra
 void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
                    uint8_t* out, SampleKey key) {
     if (cfg.random_crop) {
-        const Augment a = process_random_crop(data, size, cfg, scratch, out, key);
-        flip_sample(cfg, a, out);
+        process_random_crop(data, size, cfg, scratch, out, key);  // flips included
         return;
     }
     fill_sample(data, size, cfg, scratch, out);

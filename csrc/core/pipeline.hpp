@@ -208,7 +208,7 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
                    uint8_t* out, SampleKey key = {});
 
 // The random-resized-crop path of process_image (crop.cpp): the box is drawn from the
-// header's size and only it is decoded; returns the augmentation used.
+// header's size and only it is decoded, then resized and flipped; returns the augmentation.
 Augment process_random_crop(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch,
                             uint8_t* out, SampleKey key);
 

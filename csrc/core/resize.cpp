@@ -188,16 +188,16 @@ void bilinear_lerp_u8(const float* __restrict top, const float* __restrict bot, 
 // The bilinear resize, writing either float32 (dst_f) or rounded uint8 (dst_u8).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride);
+                         int oh, int ow, size_t dst_stride, bool may_stream = true);
 
 void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                     int oh, int ow, size_t dst_stride) {
-    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride);
+                     int oh, int ow, size_t dst_stride, bool may_stream) {
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride, may_stream);
 }
 
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride) {
+                         int oh, int ow, size_t dst_stride, bool may_stream) {
     const auto ys = bilinear_taps(h, oh);
     const RowTaps xs = row_taps(w, ow, c);
     const int n = ow * c;
@@ -210,7 +210,8 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
 #ifdef PYIMGDIR_SSE_ROWS
     // Stream float images of 256 KiB or more (a batch of 64 is then at least half of a
     // 32 MiB L3, so it would be evicted before the consumer reads it anyway).
-    const bool stream = std::is_same_v<Out, float> && static_cast<size_t>(n) * oh * sizeof(float) >= (size_t(256) << 10);
+    const bool stream = may_stream && std::is_same_v<Out, float> &&
+                        static_cast<size_t>(n) * oh * sizeof(float) >= (size_t(256) << 10);
 #endif
     auto fill = [&](int slot, int y) {
         bilinear_row(src + static_cast<size_t>(y) * src_stride, w, xs, ow, c, wide.data(), rows[slot]);
@@ -619,10 +620,10 @@ void resize_scale_translate(const uint8_t* src, int h, int w, int c, size_t src_
 }  // namespace
 
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                     int out_h, int out_w, size_t dst_stride, Interpolation method) {
+                     int out_h, int out_w, size_t dst_stride, Interpolation method, bool may_stream) {
     switch (method) {
         case Interpolation::Bilinear:
-            return resize_bilinear(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+            return resize_bilinear(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, may_stream);
         case Interpolation::Nearest: {
             const auto ys = nearest_index(h, out_h), xs = nearest_index(w, out_w);
             for (int y = 0; y < out_h; ++y) {

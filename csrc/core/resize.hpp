@@ -17,8 +17,10 @@ Interpolation parse_interpolation(const std::string& name);
 
 // Resizes a uint8 HWC image (`src`, row stride `src_stride` bytes) to out_h x out_w and
 // writes float32 HWC to `dst` (row stride `dst_stride` floats, channel count unchanged).
+// `may_stream`: large outputs may be written with non-temporal stores (bypassing the cache);
+// false when the caller reads the output right back.
 void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                     int out_h, int out_w, size_t dst_stride, Interpolation method);
+                     int out_h, int out_w, size_t dst_stride, Interpolation method, bool may_stream = true);
 
 // The uint8 conversion of every uint8 output: clamp to [0, 255], then round halves up.
 // Branch-free so loops using it vectorise (NaN cannot occur: inputs are bytes, weights finite).
