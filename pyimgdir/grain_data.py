@@ -149,6 +149,12 @@ class GrainDataset(_grain().IterDataset):
     def __iter__(self) -> "GrainDatasetIterator":
         return GrainDatasetIterator(self)
 
+    def crop_boxes(self, epoch: int, start_batch: int = 0) -> dict:
+        """What ``random_resized_crop`` / ``random_flip`` do to each sample of the ``epoch``-th
+        iteration (from batch ``start_batch`` on), in order; see
+        :meth:`pyimgdir.NumpyDataset.crop_boxes`."""
+        return self._source.crop_boxes(epoch, start_batch, order=self._order(epoch))
+
     def __str__(self) -> str:
         s = self._source
         return (

@@ -192,11 +192,13 @@ class BatchSource:
             if self.on_error == "warn":
                 warnings.warn(f"Skipping {path!r}: {reason}", SkippedFileWarning, stacklevel=3)
 
-    def crop_boxes(self, epoch: int, start_batch: int = 0) -> dict:
+    def crop_boxes(self, epoch: int, start_batch: int = 0, order: Optional[np.ndarray] = None) -> dict:
         """The crop box and flips of every sample of this shard's ``epoch`` from batch
-        ``start_batch`` on, in order, read from the files' headers (no decoding)."""
+        ``start_batch`` on, in order, read from the files' headers (no decoding). `order`
+        replaces the epoch's file order, as in iter_epoch."""
         bs = self.batch_size or 1
-        order = self.epoch_order(int(epoch))[int(start_batch) * bs :]
+        full = self.epoch_order(int(epoch)) if order is None else np.asarray(order, dtype=np.int64)
+        order = full[int(start_batch) * bs :]
         return {"file_index": order, **self._loader.augments(order, int(epoch))}
 
     def _raw_batches(self, order: np.ndarray, block: int, epoch: int = 0):

@@ -399,3 +399,25 @@ def test_dict_and_tuple_forms_agree(crop_tree):
     b = pyimgdir.image_dataset_from_directory(crop_tree, random_resized_crop=((0.2, 0.4), (3 / 4, 4 / 3)), **kw)
     for k, v in a.crop_boxes(0).items():
         np.testing.assert_array_equal(v, b.crop_boxes(0)[k])
+
+
+def test_grain_output_applies_the_crops(tf, crop_tree):
+    """format="grain" (Pillow's decoding conventions: the accurate integer DCT) draws the same
+    boxes; each sample equals decode_and_crop_jpeg(dct_method="INTEGER_ACCURATE") + resize."""
+    pytest.importorskip("grain")
+    size = (40, 36)
+    ds = pyimgdir.image_dataset_from_directory(
+        crop_tree, format="grain", seed=3, image_size=size, batch_size=5, class_names=["jpeg"], verbose=False,
+        random_resized_crop=True, random_flip="horizontal", jpeg_downscale=False,
+    )
+    seen = []
+    for epoch in range(2):  # every iteration of the dataset is the next epoch
+        got = np.concatenate([np.asarray(x) for x, _ in ds])
+        boxes = ds.crop_boxes(epoch)
+        seen.append(boxes["y"])
+        for i, f in enumerate(boxes["file_index"]):
+            box = [int(boxes[k][i]) for k in ("y", "x", "height", "width")]
+            ref = tf.image.resize(tf.image.decode_and_crop_jpeg(tf.io.read_file(ds.file_paths[f]), box, channels=3,
+                                                                dct_method="INTEGER_ACCURATE"), size).numpy()
+            np.testing.assert_array_equal(got[i], ref[:, ::-1] if boxes["flip_horizontal"][i] else ref)
+    assert not np.array_equal(seen[0], seen[1])

@@ -268,6 +268,7 @@ Augment process_random_crop(const uint8_t* data, size_t size, const LoaderConfig
     dopts.region_ctx = &ctx;
     dopts.rows_needed = crop_rows_needed;
     dopts.rows_ctx = &ctx;
+    dopts.accurate_dct = dopts.pillow = cfg.decoder == Decoder::Pillow;
     Image& img = scratch.image;
     decode_image(data, size, dopts, img);
 
