@@ -198,8 +198,10 @@ bool crop_rows_needed(const void* ctx, int height, int, uint8_t* mask) {
     return rows_read_by_resize(cfg.interpolation, height, cfg.height, mask);
 }
 
-// Copies a float HWC image into `out` mirrored as `a` says.
-void mirrored_copy(const float* f, int th, int tw, int C, const Augment& a, float* out) {
+// Copies a float HWC image into `out` mirrored as `a` says (C floats per pixel, fixed so
+// the per-pixel copies are inlined).
+template <int C>
+void mirrored_copy(const float* f, int th, int tw, const Augment& a, float* out) {
     const size_t row = static_cast<size_t>(tw) * C;
     for (int y = 0; y < th; ++y) {
         const float* s = f + static_cast<size_t>(a.flip_v ? th - 1 - y : y) * row;
@@ -208,8 +210,17 @@ void mirrored_copy(const float* f, int th, int tw, int C, const Augment& a, floa
             std::memcpy(o, s, row * sizeof(float));
             continue;
         }
-        for (int x = 0; x < tw; ++x)
-            std::memcpy(o + static_cast<size_t>(tw - 1 - x) * C, s + static_cast<size_t>(x) * C, C * sizeof(float));
+        float* d = o + row - C;
+        for (int x = 0; x < tw; ++x, d -= C, s += C)
+            for (int k = 0; k < C; ++k) d[k] = s[k];
+    }
+}
+
+void mirrored_copy(const float* f, int th, int tw, int C, const Augment& a, float* out) {
+    switch (C) {
+        case 1: return mirrored_copy<1>(f, th, tw, a, out);
+        case 3: return mirrored_copy<3>(f, th, tw, a, out);
+        default: return mirrored_copy<4>(f, th, tw, a, out);
     }
 }
 
