@@ -28,6 +28,25 @@ LOADERS = ["pyimgdir train", "pyimgdir train uint8", "pyimgdir train exact", "py
            "tf train", "torchvision train", "ceiling pyimgdir.decode"]
 
 
+def markdown(doc: dict) -> str:
+    """The summary as a Markdown table (for benchmarks/README.md)."""
+    rows = {r["loader"]: r for r in doc["results"] if "error" not in r and "skipped" not in r}
+    tf, tv, ceil = rows.get("tf train"), rows.get("torchvision train"), rows.get("ceiling pyimgdir.decode")
+    out = ["| loader | images/s | CPU ms/image | × TF pipeline | × torchvision | CPU / ceiling's | peak RSS MB |",
+           "|---|--:|--:|--:|--:|--:|--:|"]
+    for name in LOADERS:
+        r = rows.get(name)
+        if r is None:
+            continue
+        out.append(
+            f"| {name} | {r['images_per_s']:,.0f} | {r['cpu_ms_per_image']:.2f} | "
+            f"{r['images_per_s'] / tf['images_per_s']:.2f} | {r['images_per_s'] / tv['images_per_s']:.2f} | "
+            f"{r['cpu_ms_per_image'] / ceil['cpu_ms_per_image']:.2f} | {r['peak_rss_mb']:,.0f} |"
+            if tf and tv and ceil else f"| {name} | {r['images_per_s']:,.0f} | {r['cpu_ms_per_image']:.2f} | | | | |"
+        )
+    return "\n".join(out)
+
+
 def summary(doc: dict) -> str:
     rows = {r["loader"]: r for r in doc["results"] if "error" not in r and "skipped" not in r}
     tf = rows.get("tf train")
@@ -56,9 +75,11 @@ def main(argv=None) -> int:
     ap.add_argument("--loaders", default=",".join(LOADERS))
     ap.add_argument("--wait-quiet", type=float, default=10)
     ap.add_argument("--show", type=Path, default=None, metavar="JSON", help="print a saved result and exit")
+    ap.add_argument("--markdown", action="store_true", help="with --show: as a Markdown table")
     a = ap.parse_args(argv)
     if a.show:
-        print(summary(json.loads(a.show.read_text())))
+        doc = json.loads(a.show.read_text())
+        print(markdown(doc) if a.markdown else summary(doc))
         return 0
     out = run.RESULTS / f"crop-{a.dataset}.json"
     rc = run.main(["--dataset", a.dataset, "--loaders", a.loaders, "--rounds", str(a.rounds),
