@@ -124,7 +124,9 @@ def image_dataset_from_directory(
             thread count, batch size, shard or resume; different every epoch. With
             ``subset="both"`` only the training dataset is randomised. The dataset's
             ``crop_boxes(epoch)`` lists what each sample got.
-        shard: ``(index, count)``: this worker's share. Every epoch's order is a
+        shard: ``(index, count)`` (or Grain's ``grain.sharding.ShardOptions``, e.g.
+            ``ShardByJaxProcess()``; its ``drop_remainder=True`` means
+            ``shard_remainder="drop"``): this worker's share. Every epoch's order is a
             permutation computed from ``(seed, epoch)``, the same on every worker; shard
             ``index`` takes every ``count``-th file of it from position ``index``. Files
             of other shards are never read.

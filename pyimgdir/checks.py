@@ -222,6 +222,13 @@ def check_call(call: dict) -> dict:
     _check_validation_split(c["validation_split"], c["subset"], c["shuffle"], c["seed"])
     # pyimgdir's own options
     _check_options(c)
+    shard = c["shard"]
+    if all(hasattr(shard, a) for a in ("shard_index", "shard_count", "drop_remainder")):
+        # Grain's sharding options (grain.sharding.ShardOptions, ShardByJaxProcess): the
+        # same strided share; drop_remainder=True is shard_remainder="drop".
+        if shard.drop_remainder:
+            c["shard_remainder"] = "drop"
+        c["shard"] = (shard.shard_index, shard.shard_count)
     c["shard"] = _check_shard(c["shard"], c["input_context"], c["shard_remainder"])
     if c["initial_state"] is not None:
         c["initial_state"] = _check_state(c["initial_state"], c["seed"], c["shard"])

@@ -249,6 +249,11 @@ def test_shard_on_error_and_cache(keras, mixed_tree, tmp_path):
              for i in range(2)]
     n = len(full) // 2 * 2
     np.testing.assert_array_equal(np.stack([parts[0], parts[1]], 1).reshape(-1, 9, 9, 3), full[:n])
+    # Grain's own sharding options give the same shares.
+    for i in range(2):
+        opts = grain.sharding.ShardOptions(shard_index=i, shard_count=2, drop_remainder=True)
+        via_grain = np.concatenate([np.asarray(e[0]) for e in epoch(ours(mixed_tree, shard=opts, **kw))])
+        np.testing.assert_array_equal(via_grain, parts[i])
     cached = ours(mixed_tree, cache="memory", **kw)
     first, second = epoch(cached), epoch(cached)
     for a, b in zip(first, second):
