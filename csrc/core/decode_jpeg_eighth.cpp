@@ -406,6 +406,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     if (static_cast<int64_t>(s.ends.size()) != (all + interval - 1) / interval) return false;
     // Each MCU row gives vmax output rows at 1/8; the rows below the region are not decoded.
     const int64_t total = std::min<int64_t>(all, static_cast<int64_t>((ry + rh + vmax - 1) / vmax) * mcus_x);
+    const int mcu_y0 = ry / vmax, mcu_x0 = rx / hmax, mcu_x1 = (rx + rw - 1) / hmax;
 
     const uint8_t* base = s.data.data();
     size_t seg = 0, seg_start = 0;
@@ -419,6 +420,9 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             for (int i = 0; i < nc; ++i) comps[i].pred = 0;
         }
         const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
+        // An MCU gives hmax x vmax output pixels and nothing else (no fancy upsampling at
+        // 1/8): outside the region only the DC predictors and the bit position matter.
+        const bool wanted = my >= mcu_y0 && mx >= mcu_x0 && mx <= mcu_x1;
         for (int i = 0; i < nc; ++i) {
             Component& c = comps[i];
             for (int by = 0; by < c.v; ++by)
@@ -434,6 +438,10 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
                         if ((c.pred >= 0 && diff > INT_MAX - c.pred) || (c.pred < 0 && diff < INT_MIN - c.pred))
                             return false;
                         c.pred += diff;
+                    }
+                    if (!wanted) {
+                        if (!skip_ac(b, *c.ac)) return false;
+                        continue;
                     }
                     const size_t y0 = (static_cast<size_t>(my) * c.v + by) * c.scaled;
                     const size_t x0 = (static_cast<size_t>(mx) * c.h + bx) * c.scaled;
