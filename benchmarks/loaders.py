@@ -198,7 +198,9 @@ def pillow_loader(directory: str, spec: Spec, state: dict, threads: Optional[int
 
 def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optional[int] = None, **_) -> Loader:
     import torch
-    import torchvision
+    from loaders_train import children_cpu_s, import_torchvision
+
+    torchvision = import_torchvision()
     from torchvision import datasets, transforms
 
     workers = threads or os.cpu_count()
@@ -212,6 +214,7 @@ def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optiona
         for x, y in dl:
             yield _touch(x.float().numpy(), state)
 
+    state["child_cpu_s"] = children_cpu_s
     return Loader(epoch, f"torchvision {torchvision.__version__} ImageFolder (PIL decode, Resize bilinear "
                          f"no antialias) + DataLoader(num_workers={workers}), uint8 CHW -> float",
                   threads=workers)

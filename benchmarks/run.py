@@ -51,7 +51,11 @@ PREIMPORT = {
     "simplejpeg+cv2": ["simplejpeg", "cv2"],
     "simplejpeg+cv2 downscale": ["simplejpeg", "cv2"],
     "pillow": ["PIL.Image"],
-    "torchvision": ["torch", "torchvision"],
+    # (torchvision itself is imported by the loader, through loaders_train.import_torchvision)
+    "torchvision": ["torch"],
+    "torchvision train": ["torch"],
+    "tf train": ["tensorflow"],
+    "pyimgdir train tf": ["tensorflow", "pyimgdir"],
     "ceiling pyimgdir.decode": ["pyimgdir"],
     "ceiling simplejpeg": ["simplejpeg"],
     "keras grain": ["keras", "grain"],
