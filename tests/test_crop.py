@@ -24,6 +24,8 @@ JPEG_VARIANTS = [
     dict(quality=92, subsampling=0),  # 4:4:4
     dict(quality=80, progressive=True),
     dict(quality=75, subsampling=2, optimize=True),
+    dict(quality=88, restart_marker_rows=1),  # restart markers: the 1/8 path skips segments
+    dict(quality=90, subsampling=0, restart_marker_blocks=5),
 ]
 
 
@@ -166,7 +168,7 @@ def test_dct_scaled_crops_equal_tensorflow_at_that_scale(tf, tmp_path):
     the output at 1/2, 1/4 or 1/8: each sample then equals TensorFlow's decode_and_crop_jpeg
     with that `ratio` over the mapped box; jpeg_downscale=False equals the full-scale crop."""
     rng = np.random.default_rng(8)
-    for i in range(8):
+    for i in range(10):
         write_image(tmp_path / "d" / "c" / f"{i}.jpg", photo_like(rng, 300 + 200 * i, 1900 - 150 * i),
                     **JPEG_VARIANTS[i % len(JPEG_VARIANTS)])
     size = (112, 120)

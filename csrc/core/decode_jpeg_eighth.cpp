@@ -412,12 +412,37 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     size_t seg = 0, seg_start = 0;
     Bits b(base);
     int16_t coef[64] = {};
-    for (int64_t m = 0; m < total; ++m) {
+    // With restart markers a region needs only the restart segments that hold one of its
+    // MCUs: each starts byte-aligned with its DC predictors reset, so the others are skipped
+    // without being decoded (phone cameras often write a marker every MCU row or so).
+    const bool skip_segments = region != nullptr && ci.restart_interval > 0;
+    auto segment_wanted = [&](int64_t m0) {
+        const int64_t m1 = std::min(m0 + interval, total) - 1;
+        for (int64_t r = std::max<int64_t>(m0 / mcus_x, mcu_y0); r <= m1 / mcus_x; ++r) {
+            const int64_t c0 = r == m0 / mcus_x ? m0 % mcus_x : 0;
+            const int64_t c1 = r == m1 / mcus_x ? m1 % mcus_x : mcus_x - 1;
+            if (c1 >= mcu_x0 && c0 <= mcu_x1) return true;
+        }
+        return false;
+    };
+    int64_t m = 0;
+    auto enter_segment = [&](int64_t first) {
+        seg = static_cast<size_t>(first / interval);
+        seg_start = seg ? s.ends[seg - 1] : 0;
+        b = Bits(base + seg_start);
+        for (int i = 0; i < nc; ++i) comps[i].pred = 0;
+    };
+    if (skip_segments) {
+        while (m < total && !segment_wanted(m)) m += interval;
+        if (m > 0) enter_segment(m);
+    }
+    for (; m < total; ++m) {
         if (m > 0 && m % interval == 0) {
             if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
-            seg_start = s.ends[seg++];
-            b = Bits(base + seg_start);
-            for (int i = 0; i < nc; ++i) comps[i].pred = 0;
+            if (skip_segments)
+                while (m < total && !segment_wanted(m)) m += interval;
+            if (m >= total) break;
+            enter_segment(m);
         }
         const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
         // An MCU gives hmax x vmax output pixels and nothing else (no fancy upsampling at
