@@ -83,6 +83,13 @@ class _TorchDatasetBase:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def crop_boxes(self, epoch: Optional[int] = None) -> dict:
+        """The random crops and flips of every file in ``epoch`` (default: the current one),
+        in the order of the whole epoch before sharding; see
+        :meth:`pyimgdir.NumpyDataset.crop_boxes`. They depend on the file alone, not on the
+        rank or worker that loads it."""
+        return self._dataset((0, 1)).crop_boxes(self.epoch if epoch is None else int(epoch))
+
     def __getstate__(self):
         # The C++ loaders stay behind; each process builds its own.
         state = dict(self.__dict__)

@@ -300,6 +300,8 @@ def test_torch_dataset_applies_the_same_crops(crop_tree):
     tds.set_epoch(3)
     got = torch.cat([x for x, _ in tds]).numpy()
     np.testing.assert_array_equal(got, _samples(ref, 3))
+    for k, v in ref.crop_boxes(3).items():
+        np.testing.assert_array_equal(tds.crop_boxes()[k], v)
 
 
 def test_subset_both_randomises_only_training(keras, crop_tree):
