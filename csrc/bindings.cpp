@@ -141,6 +141,28 @@ py::array batch_view(const std::shared_ptr<Buffer>& buf, int count, const Loader
     return py::array_t<uint8_t>(shape, buf->data, owner);
 }
 
+// Fed iterators keep each fed object's buffer (a Py_buffer, so no copy) until the core hands
+// it back; it is released here, on a Python thread holding the GIL, never by a worker.
+py::list release_fed(EpochIterator& it) {
+    py::list positions;
+    for (auto& [pos, owner] : it.take_released()) {
+        auto* view = static_cast<Py_buffer*>(owner);
+        PyBuffer_Release(view);
+        delete view;
+        positions.append(pos);
+    }
+    return positions;
+}
+
+struct CloseAndRelease {
+    void operator()(EpochIterator* it) const {  // runs with the GIL held (object dealloc)
+        without_gil([&] { it->close(); });
+        release_fed(*it);
+        delete it;
+    }
+};
+using IteratorHolder = std::unique_ptr<EpochIterator, CloseAndRelease>;
+
 Fit parse_fit(const std::string& s) {
     if (s == "stretch") return Fit::Stretch;
     if (s == "crop") return Fit::Crop;
@@ -360,7 +382,7 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("image"), py::arg("height"), py::arg("width"), py::arg("method") = "bilinear");
 
-    py::class_<EpochIterator>(m, "EpochIterator")
+    py::class_<EpochIterator, IteratorHolder>(m, "EpochIterator")
         .def("next",
              [](EpochIterator& it, const LoaderConfig& cfg) -> py::object {
                  for (;;) {
@@ -384,7 +406,37 @@ PYBIND11_MODULE(_core, m) {
                      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
                  }
              })
-        .def("close", [](EpochIterator& it) { without_gil([&] { it.close(); }); })
+        .def("close",
+             [](EpochIterator& it) {
+                 without_gil([&] { it.close(); });
+                 release_fed(it);
+             })
+        .def(
+            "feed",
+            [](EpochIterator& it, int64_t position, const py::object& data) {
+                auto* view = new Py_buffer;
+                if (PyObject_GetBuffer(data.ptr(), view, PyBUF_SIMPLE) != 0) {
+                    delete view;
+                    throw py::error_already_set();
+                }
+                bool taken = false;
+                try {
+                    taken = it.feed(position, static_cast<const uint8_t*>(view->buf),
+                                    static_cast<size_t>(view->len), view);
+                } catch (...) {
+                    PyBuffer_Release(view);
+                    delete view;
+                    throw;
+                }
+                if (!taken) {
+                    PyBuffer_Release(view);
+                    delete view;
+                }
+                return taken;
+            },
+            py::arg("position"), py::arg("data"))
+        .def("feed_failure", &EpochIterator::feed_failure, py::arg("position"), py::arg("reason"))
+        .def("release_fed", &release_fed)
         .def_property_readonly("num_batches", &EpochIterator::num_batches);
 
     // Every field, read-write, under the name LoadSpec.core_config() sets; enums as strings.
@@ -470,11 +522,11 @@ PYBIND11_MODULE(_core, m) {
         .def(
             "iterate",
             [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> order,
-               int batch_size, int64_t epoch) {
+               int batch_size, int64_t epoch, bool fed) {
                 std::vector<int64_t> o(order.data(), order.data() + order.size());
-                return l.iterate(std::move(o), batch_size, epoch);
+                return IteratorHolder(l.iterate(std::move(o), batch_size, epoch, fed).release());
             },
-            py::arg("order"), py::arg("batch_size"), py::arg("epoch") = 0)
+            py::arg("order"), py::arg("batch_size"), py::arg("epoch") = 0, py::arg("fed") = false)
         .def(
             "augments",
             [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> files, int64_t epoch) {

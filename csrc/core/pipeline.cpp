@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <set>
 #include <thread>
 
 #include <dlfcn.h>
@@ -372,6 +373,20 @@ struct EpochIterator::State {
     bool stop = false;
     std::vector<std::thread> threads;
 
+    // Fed mode: bytes per position from the caller (see EpochIterator::feed).
+    struct Fed {
+        const uint8_t* data = nullptr;
+        size_t size = 0;
+        void* owner = nullptr;
+        std::string error;
+        bool present = false;
+    };
+    bool fed = false;
+    std::vector<Fed> fed_items;
+    std::set<int64_t> ready;  // fed, not yet taken by a worker
+    int64_t claimed = 0;
+    std::vector<std::pair<int64_t, void*>> released;
+
     int64_t batch_count(int64_t b) const {
         return std::min<int64_t>(batch_size, static_cast<int64_t>(order.size()) - b * batch_size);
     }
@@ -385,12 +400,23 @@ struct EpochIterator::State {
             uint8_t* slot_ptr;
             {
                 std::unique_lock<std::mutex> lk(mu);
-                work_cv.wait(lk, [&] {
-                    return stop || next_position >= n ||
-                           next_position < (consumed + cfg.prefetch) * batch_size;
-                });
-                if (stop || next_position >= n) return;
-                pos = next_position++;
+                if (!fed) {
+                    work_cv.wait(lk, [&] {
+                        return stop || next_position >= n ||
+                               next_position < (consumed + cfg.prefetch) * batch_size;
+                    });
+                    if (stop || next_position >= n) return;
+                    pos = next_position++;
+                } else {
+                    work_cv.wait(lk, [&] {
+                        return stop || claimed >= n ||
+                               (!ready.empty() && *ready.begin() < (consumed + cfg.prefetch) * batch_size);
+                    });
+                    if (stop || claimed >= n) return;
+                    pos = *ready.begin();
+                    ready.erase(ready.begin());
+                    ++claimed;
+                }
                 b = pos / batch_size;
                 Slot& s = slots[b];
                 if (s.remaining < 0) {
@@ -409,8 +435,16 @@ struct EpochIterator::State {
             const int64_t file = order[pos];
             std::string reason;
             try {
-                read_file((*paths)[file], scratch.file);
-                process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr, SampleKey{epoch, file});
+                if (!fed) {
+                    read_file((*paths)[file], scratch.file);
+                    process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr,
+                                  SampleKey{epoch, file});
+                } else {
+                    // Only this worker reads the entry now: it was taken out of `ready`.
+                    const Fed& item = fed_items[pos];
+                    if (!item.error.empty()) throw std::runtime_error(item.error);
+                    process_image(item.data, item.size, cfg, scratch, slot_ptr, SampleKey{epoch, file});
+                }
             } catch (const DecodeError& e) {
                 reason = e.what();
             } catch (const std::bad_alloc&) {
@@ -421,6 +455,12 @@ struct EpochIterator::State {
             {
                 std::lock_guard<std::mutex> lk(mu);
                 Slot& s = slots[b];
+                if (fed) {
+                    Fed& item = fed_items[pos];
+                    if (item.owner) released.emplace_back(pos, item.owner);
+                    item = Fed{};
+                    item.present = true;  // fed once; a second feed is refused
+                }
                 if (!reason.empty()) {
                     ImageFailure f;
                     f.position = pos;
@@ -452,6 +492,14 @@ struct EpochIterator::State {
             std::lock_guard<std::mutex> lk(mu);
             for (auto& s : slots)
                 if (s.buffer) drop.push_back(std::move(s.buffer));
+            // Bytes fed but never decoded go back to their owner too.
+            for (int64_t pos : ready) {
+                Fed& item = fed_items[static_cast<size_t>(pos)];
+                if (item.owner) released.emplace_back(pos, item.owner);
+                item.owner = nullptr;
+                item.data = nullptr;
+            }
+            ready.clear();
         }
         // `drop` releases the buffers here, outside the lock.
     }
@@ -465,6 +513,54 @@ void EpochIterator::close() {
 }
 
 int64_t EpochIterator::num_batches() const { return s_->num_batches; }
+
+bool EpochIterator::feed(int64_t position, const uint8_t* data, size_t size, void* owner) {
+    State& s = *s_;
+    {
+        std::lock_guard<std::mutex> lk(s.mu);
+        if (!s.fed) throw std::logic_error("feed() needs an iterator made with fed=true");
+        if (position < 0 || position >= static_cast<int64_t>(s.fed_items.size()))
+            throw std::out_of_range("feed(): position outside the epoch order");
+        if (s.fed_items[static_cast<size_t>(position)].present)
+            throw std::invalid_argument("feed(): position " + std::to_string(position) + " was already fed");
+        if (s.stop) return false;
+        State::Fed& item = s.fed_items[static_cast<size_t>(position)];
+        item.data = data;
+        item.size = size;
+        item.owner = owner;
+        item.present = true;
+        s.ready.insert(position);
+    }
+    s.work_cv.notify_all();
+    return true;
+}
+
+bool EpochIterator::feed_failure(int64_t position, std::string reason) {
+    if (reason.empty()) reason = "could not be fetched";
+    State& s = *s_;
+    {
+        std::lock_guard<std::mutex> lk(s.mu);
+        if (!s.fed) throw std::logic_error("feed_failure() needs an iterator made with fed=true");
+        if (position < 0 || position >= static_cast<int64_t>(s.fed_items.size()))
+            throw std::out_of_range("feed_failure(): position outside the epoch order");
+        if (s.fed_items[static_cast<size_t>(position)].present)
+            throw std::invalid_argument("feed_failure(): position " + std::to_string(position) + " was already fed");
+        if (s.stop) return false;
+        State::Fed& item = s.fed_items[static_cast<size_t>(position)];
+        item.error = std::move(reason);
+        item.present = true;
+        s.ready.insert(position);
+    }
+    s.work_cv.notify_all();
+    return true;
+}
+
+std::vector<std::pair<int64_t, void*>> EpochIterator::take_released() {
+    std::vector<std::pair<int64_t, void*>> out;
+    std::lock_guard<std::mutex> lk(s_->mu);
+    out.swap(s_->released);
+    return out;
+}
 
 EpochIterator::Status EpochIterator::next(Batch& out, int timeout_ms) {
     State& s = *s_;
@@ -519,7 +615,8 @@ Loader::Loader(std::vector<std::string> paths, LoaderConfig cfg)
         cfg_.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size, int64_t epoch) const {
+std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size, int64_t epoch,
+                                               bool fed) const {
     if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
     for (int64_t i : order)
         if (i < 0 || static_cast<size_t>(i) >= paths_->size())
@@ -539,6 +636,8 @@ std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int b
     const int64_t n = static_cast<int64_t>(st->order.size());
     st->num_batches = (n + batch_size - 1) / batch_size;
     st->slots.resize(static_cast<size_t>(st->num_batches));
+    st->fed = fed;
+    if (fed) st->fed_items.resize(static_cast<size_t>(n));
     const int threads = static_cast<int>(std::min<int64_t>(cfg_.num_threads, std::max<int64_t>(n, 1)));
     EpochIterator::State* raw = st.get();
     for (int i = 0; i < threads; ++i) raw->threads.emplace_back([raw] { raw->worker(); });

@@ -137,6 +137,17 @@ class EpochIterator {
     void close();
     int64_t num_batches() const;
 
+    // Fed mode (Loader::iterate with fed=true): the encoded bytes of each position come
+    // from the caller instead of the file. `owner` is an opaque handle that keeps `data`
+    // alive; the iterator never touches it and hands it back through take_released() once
+    // the bytes are no longer read (after the decode, or at close). Returns false, keeping
+    // nothing, when the iterator is already closed. A position can be fed once.
+    bool feed(int64_t position, const uint8_t* data, size_t size, void* owner);
+    // The bytes of `position` could not be fetched: it fails like an unreadable file.
+    bool feed_failure(int64_t position, std::string reason);
+    // Owners whose bytes are no longer needed, with their positions, since the last call.
+    std::vector<std::pair<int64_t, void*>> take_released();
+
     struct State;
 
   private:
@@ -159,8 +170,11 @@ class Loader {
     const std::string& path(size_t i) const { return (*paths_)[i]; }
 
     // `order` holds file indices; batches are consecutive runs of `batch_size` of them.
-    // `epoch` keys the random crops and flips (ignored without them).
-    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size, int64_t epoch = 0) const;
+    // `epoch` keys the random crops and flips (ignored without them). With `fed`, workers
+    // decode bytes handed over by EpochIterator::feed instead of reading the files (remote
+    // sources); the lowest fed position within the prefetch window is decoded first.
+    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size, int64_t epoch = 0,
+                                           bool fed = false) const;
 
     // Decodes and resizes one file into `out` (sample_bytes() long), on the calling thread.
     void load_one(size_t index, uint8_t* out, int64_t epoch = 0) const;

@@ -1,0 +1,530 @@
+"""Remote sources: listing and fetching a directory given as a URL (``gs://``, ``s3://``,
+or any fsspec protocol such as ``memory://`` or ``file://``).
+
+Listing is one prefix listing of the whole tree (paginated by the store: a request per
+thousand objects, not one per file), turned into Keras' classes, files, order and labels
+by the same rules as a local walk. Fetching runs on fsspec's event loop: many requests in
+flight, a cap on the bytes held, a timeout per request, bounded retries with exponential
+backoff and jitter for transient failures. Each object's bytes go to the C++ core's
+decode threads as they are (the core keeps a buffer reference, no copy); failures become
+the same per-file failures the core reports for unreadable files, so ``on_error`` applies.
+
+fsspec, s3fs and gcsfs are the optional ``cloud`` extra; credentials and endpoints come
+from where those libraries look (environment, config files, ``AWS_ENDPOINT_URL``,
+``STORAGE_EMULATOR_HOST``), plus ``storage_options``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import posixpath
+import queue
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["is_url", "RemoteOptions", "RemoteStore", "FetchError"]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+EXTRA_HINT = 'pip install "pyimgdir[cloud]"'
+
+# Defaults sized for object-store latency: at 20-100 ms per request, keeping a few
+# hundred images a second decoding needs tens of requests in flight.
+DEFAULT_REQUESTS_IN_FLIGHT = 64
+DEFAULT_BYTES_IN_FLIGHT = 256 << 20
+DEFAULT_REQUEST_TIMEOUT = 60.0
+DEFAULT_RETRIES = 5
+_BACKOFF_BASE = 0.1  # seconds; attempt k waits uniform(0, min(cap, base * 2**k))
+_BACKOFF_CAP = 5.0
+
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_TRANSIENT_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
+    "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+    "503", "500", "502", "504", "429",
+}
+_STATUS_TEXT = {403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 429: "Too Many Requests",
+                500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+                504: "Gateway Timeout"}
+
+
+def is_url(directory) -> bool:
+    """True for ``scheme://...`` strings (local paths, ``pathlib.Path`` objects are not)."""
+    return isinstance(directory, str) and bool(_URL.match(directory))
+
+
+def _fsspec():
+    try:
+        import fsspec
+    except ImportError as e:
+        raise ImportError(
+            f"Reading a directory given as a URL needs fsspec (and s3fs for s3://, gcsfs for "
+            f"gs://): {EXTRA_HINT}"
+        ) from e
+    return fsspec
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How a URL directory is read (the keyword-only options of the same names)."""
+
+    storage_options: Dict = field(default_factory=dict)
+    requests_in_flight: int = DEFAULT_REQUESTS_IN_FLIGHT
+    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+
+
+class FetchError(OSError):
+    """One object could not be fetched: the URL, the HTTP status when there was one, and
+    how many attempts were made."""
+
+    def __init__(self, url: str, status: Optional[int], detail: str, attempts: int, transient: bool):
+        self.url = url
+        self.status = status
+        self.detail = detail
+        self.attempts = attempts
+        self.transient = transient
+        super().__init__(self.reason)
+
+    @property
+    def reason(self) -> str:
+        what = f"HTTP {self.status} {_STATUS_TEXT.get(self.status, '')}".rstrip() if self.status else "request failed"
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"fetching {self.url} failed{tries}: {what} ({self.detail})"
+
+
+def _exception_chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
+    """(transient?, HTTP status or None, short description) for a failed request.
+
+    Transient: HTTP 408/429/5xx and S3's throttling codes (``SlowDown``), timeouts, and
+    connection errors (resets, refused, dropped mid-body). Permanent: 404, 403, other
+    4xx and anything unrecognised (reported, not retried forever)."""
+    status: Optional[int] = None
+    code: Optional[str] = None
+    transient = False
+    for e in _exception_chain(exc):
+        response = getattr(e, "response", None)  # botocore ClientError
+        if isinstance(response, dict):
+            status = status or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = code or response.get("Error", {}).get("Code")
+        c = getattr(e, "code", None)  # gcsfs HttpError
+        if isinstance(c, int) and 100 <= c < 600:
+            status = status or c
+        s = getattr(e, "status", None)  # aiohttp ClientResponseError
+        if isinstance(s, int) and 100 <= s < 600:
+            status = status or s
+        if isinstance(e, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
+            transient = True
+        name = type(e).__name__
+        if name in ("ServerDisconnectedError", "ClientConnectionError", "ClientOSError", "ClientPayloadError",
+                    "ServerTimeoutError", "HTTPClientError", "ConnectionClosedError", "EndpointConnectionError",
+                    "ReadTimeoutError", "ConnectTimeoutError", "IncompleteRead", "FSTimeoutError",
+                    "ResponseStreamingError", "ProxyConnectionError", "ClientConnectorError",
+                    "ResponseParserError"):
+            transient = True
+    if status is None:
+        if isinstance(exc, FileNotFoundError):
+            status = 404
+        elif isinstance(exc, PermissionError):
+            status = 403
+    if status in _TRANSIENT_STATUS or (code in _TRANSIENT_CODES):
+        transient = True
+    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
+        transient = False
+    detail = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
+    if code and code not in detail:
+        detail = f"{code}; {detail}"
+    return transient, status, detail[:300]
+
+
+def _merge(defaults: dict, user: dict) -> dict:
+    out = dict(defaults)
+    for k, v in user.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _make_filesystem(protocol: str, options: RemoteOptions):
+    fsspec = _fsspec()
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except ImportError as e:
+        raise ImportError(f"Reading {protocol}:// URLs needs {e}: {EXTRA_HINT}") from e
+    except ValueError as e:
+        raise ValueError(f"Unknown URL protocol {protocol!r} (fsspec knows no such filesystem)") from e
+    defaults: dict = {}
+    if protocol in ("s3", "s3a"):
+        # Retries and timeouts are pyimgdir's (one place, one budget), so botocore and s3fs
+        # each try once; one GET per object (s3fs' chunked reads would HEAD each first).
+        defaults = {
+            "retries": 1,
+            "max_concurrency": 1,
+            "config_kwargs": {
+                "retries": {"max_attempts": 1, "mode": "standard"},
+                "max_pool_connections": options.requests_in_flight,
+                "connect_timeout": options.request_timeout,
+                "read_timeout": options.request_timeout,
+            },
+        }
+    elif protocol in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        # gcsfs' default class probes every bucket's type over gRPC, which an emulator does
+        # not answer (a 60 s wait per bucket); the standard class speaks plain JSON API.
+        import gcsfs.core
+
+        cls = gcsfs.core.GCSFileSystem
+    kwargs = _merge(defaults, dict(options.storage_options or {}))
+    kwargs.setdefault("skip_instance_cache", True)
+    return cls(**kwargs)
+
+
+@dataclass
+class Listing:
+    """One URL directory's objects: relative names (POSIX), sizes and change stamps."""
+
+    files: Dict[str, int]  # relative name -> size
+    stamps: Dict[str, str]  # relative name -> ETag / generation / mtime, for the cache
+    dirs: set  # relative directory names (explicit markers and implied parents)
+
+
+class RemoteStore:
+    """The filesystem behind one URL directory, its listing, and its fetching."""
+
+    def __init__(self, url: str, options: Optional[RemoteOptions] = None):
+        self.url = url
+        self.options = options or RemoteOptions()
+        self.protocol = url.split("://", 1)[0].lower()
+        self.fs = _make_filesystem(self.protocol, self.options)
+        self.root = self.fs._strip_protocol(url).rstrip("/")
+        self.sizes: Dict[str, int] = {}  # URL -> size, from the listing
+        self.stamps: Dict[str, str] = {}
+        # Counters (requests issued, retried, failed for good), for reports and benchmarks.
+        self.requests = 0
+        self.retried = 0
+        self.failed = 0
+
+    # -- listing ----------------------------------------------------------------------
+    def list_tree(self) -> Listing:
+        """Every object under the directory, in one (paginated) prefix listing."""
+        fs = self.fs
+        try:
+            fs.invalidate_cache(self.root)
+        except Exception:  # noqa: BLE001 - a filesystem without a listing cache
+            pass
+        entries = fs.find(self.root, withdirs=True, detail=True)
+        files: Dict[str, int] = {}
+        stamps: Dict[str, str] = {}
+        dirs: set = set()
+        prefix = self.root + "/" if self.root else ""
+        for name, info in entries.items():
+            name = name.rstrip("/") if info.get("type") == "directory" else name
+            if not name.startswith(prefix):
+                continue
+            rel = name[len(prefix):]
+            if not rel:
+                continue
+            if info.get("type") == "directory" or rel.endswith("/"):
+                # a directory (or an empty "folder/" marker object)
+                d = rel.rstrip("/")
+                if d:
+                    dirs.add(d)
+                continue
+            files[rel] = int(info.get("size") or 0)
+            stamp = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("mtime") \
+                or info.get("LastModified") or info.get("created")
+            stamps[rel] = str(stamp)
+        for rel in list(files) + list(dirs):
+            parts = rel.split("/")
+            for k in range(1, len(parts)):
+                dirs.add("/".join(parts[:k]))
+        return Listing(files, stamps, dirs)
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.fs.exists(self.root)) or bool(self.fs.isdir(self.root))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def join(self, *parts: str) -> str:
+        return posixpath.join(self.url, *parts)
+
+    # -- fetching ---------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if getattr(self.fs, "async_impl", False):
+            return self.fs.loop
+        import fsspec.asyn
+
+        return fsspec.asyn.get_loop()
+
+    def path_of(self, url: str) -> str:
+        return self.fs._strip_protocol(url)
+
+    async def _get_once(self, path: str) -> bytes:
+        if getattr(self.fs, "async_impl", False):
+            return await self.fs._cat_file(path)
+        return await asyncio.get_running_loop().run_in_executor(None, self.fs.cat_file, path)
+
+    async def fetch(self, url: str) -> bytes:
+        """The object's bytes, retrying transient failures; raises FetchError."""
+        path = self.path_of(url)
+        opts = self.options
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                return await asyncio.wait_for(self._get_once(path), opts.request_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - classified below
+                if isinstance(e, (TimeoutError, asyncio.TimeoutError)) and not str(e):
+                    e = TimeoutError(f"no response within {opts.request_timeout:g} s")
+                transient, status, detail = classify(e)
+                if not transient or attempt > opts.retries:
+                    self.failed += 1
+                    raise FetchError(url, status, detail, attempt, transient) from e
+                self.retried += 1
+                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+                await asyncio.sleep(delay)
+
+    def fetch_blocking(self, urls: Sequence[str]):
+        """Yields (index, bytes or FetchError) for `urls` as they complete, with the same
+        concurrency and bytes cap as an epoch (the cap counts what the caller has not yet
+        taken). Used by validation and ``pyimgdir scan``."""
+        results: "queue.Queue" = queue.Queue()
+        sizes = [self.sizes.get(u, 0) for u in urls]
+        held = [0]
+        cond = threading.Condition()
+        finished = object()
+
+        async def run():
+            try:
+                await _schedule(self, list(range(len(urls))), urls, sizes,
+                                lambda i, r: results.put((i, r)), lambda: None, held, cond)
+            finally:
+                results.put((None, finished))
+
+        fut = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        try:
+            while True:
+                try:
+                    i, result = results.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if result is finished:
+                    break
+                taken = max(int(sizes[i]), 1)
+                if isinstance(result, (bytes, bytearray)):
+                    taken = max(taken, len(result))
+                yield i, result
+                with cond:
+                    held[0] -= taken
+            fut.result()
+        finally:
+            if not fut.done():
+                self.loop.call_soon_threadsafe(fut.cancel)
+                try:
+                    fut.result(timeout=2.0)
+                except BaseException:  # noqa: BLE001 - cancelled on purpose
+                    pass
+
+
+async def _schedule(store: RemoteStore, positions: List[int], urls: Sequence[str], sizes: Sequence[int],
+                    deliver, poll_released, held, cond) -> None:
+    """Fetches `positions` in order with at most `requests_in_flight` requests and at most
+    `bytes_in_flight` bytes fetched and not yet released (at least one request always
+    runs). `deliver(position, bytes | FetchError)` is called on the loop thread as each
+    completes; `poll_released()` lets the consumer's releases count before the cap check."""
+    opts = store.options
+    pending: Dict[asyncio.Task, int] = {}
+    nxt = 0
+    n = len(positions)
+
+    async def one(pos: int):
+        return await store.fetch(urls[pos])
+
+    try:
+        while nxt < n or pending:
+            poll_released()
+            blocked = False
+            while nxt < n and len(pending) < opts.requests_in_flight:
+                pos = positions[nxt]
+                need = max(int(sizes[pos]), 1)
+                with cond:
+                    if held[0] > 0 and held[0] + need > opts.bytes_in_flight:
+                        blocked = True
+                        break
+                    held[0] += need
+                pending[asyncio.ensure_future(one(pos))] = pos
+                nxt += 1
+            if pending:
+                done, _ = await asyncio.wait(
+                    list(pending), timeout=0.005 if blocked else None, return_when=asyncio.FIRST_COMPLETED
+                )
+            else:
+                done = set()
+                await asyncio.sleep(0.002)  # everything fetched is still held: wait for releases
+            for task in done:
+                pos = pending.pop(task)
+                exc = task.exception()
+                if exc is None:
+                    data = task.result()
+                    need = max(int(sizes[pos]), 1)
+                    with cond:
+                        held[0] += len(data) - need if len(data) > need else 0
+                    if deliver(pos, data) is False:
+                        return
+                else:
+                    if not isinstance(exc, FetchError):
+                        transient, status, detail = classify(exc)
+                        exc = FetchError(urls[pos], status, detail, 1, transient)
+                    if deliver(pos, exc) is False:
+                        return
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class EpochFeeder:
+    """Fetches one epoch's objects ahead of the core's decode threads and feeds them to a
+    fed-mode core iterator. Bytes are released (and the cap freed) as the core finishes
+    with them; `close()` cancels requests in flight and returns within a second."""
+
+    def __init__(self, store: RemoteStore, iterator, urls_in_order: Sequence[str]):
+        self.store = store
+        self.it = iterator
+        self.urls = list(urls_in_order)
+        self.sizes = [store.sizes.get(u, 0) for u in self.urls]
+        self.accounted: Dict[int, int] = {}
+        self.held = [0]
+        self.cond = threading.Condition()
+        self.error: Optional[BaseException] = None
+        self._future: Optional[concurrent.futures.Future] = None
+
+    def _poll_released(self) -> None:
+        released = self.it.release_fed()
+        if released:
+            with self.cond:
+                for pos in released:
+                    self.held[0] -= self.accounted.pop(pos, 0)
+
+    def _deliver(self, pos: int, result) -> bool:
+        if isinstance(result, FetchError):
+            self.accounted[pos] = max(int(self.sizes[pos]), 1)
+            ok = self.it.feed_failure(pos, result.reason)
+            if ok:
+                # no bytes are kept for a failure
+                with self.cond:
+                    self.held[0] -= self.accounted.pop(pos, 0)
+            return ok
+        self.accounted[pos] = max(len(result), max(int(self.sizes[pos]), 1))
+        return self.it.feed(pos, result)
+
+    def start(self) -> None:
+        async def run():
+            await _schedule(self.store, list(range(len(self.urls))), self.urls, self.sizes,
+                            self._deliver, self._poll_released, self.held, self.cond)
+
+        self._future = asyncio.run_coroutine_threadsafe(run(), self.store.loop)
+        self._future.add_done_callback(self._done)
+
+    def _done(self, fut) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self.error = exc
+
+    def close(self, timeout: float = 1.0) -> None:
+        fut = self._future
+        if fut is None or fut.done():
+            return
+        self.store.loop.call_soon_threadsafe(fut.cancel)
+        try:
+            fut.result(timeout=timeout)
+        except BaseException:  # noqa: BLE001 - cancelled, or it failed; the consumer reports failures
+            pass
+
+
+def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, formats) -> Tuple[List[str], List[List[str]]]:
+    """Keras' indexing over a listing: (subdirs, per-subdir file URLs in Keras' order).
+
+    Classes are the sorted, non-hidden top-level directories; each class's files are
+    walked in Keras' order (directories by their full path string, file names sorted in
+    each), extension-filtered case-insensitively. ``subdirs_inferred=False`` walks the
+    whole tree as one part (top-level files and hidden directories included)."""
+    listing = store.list_tree()
+    exts = tuple(f.lower() for f in formats)
+    if subdirs_inferred:
+        if not listing.files and not listing.dirs and not store.exists():
+            raise FileNotFoundError(f"No such file or directory: '{store.url}'")
+        top = sorted({d for d in listing.dirs if "/" not in d})
+        subdirs = [d for d in top if not d.startswith(".")]
+        if class_names is not None:
+            if not set(class_names).issubset(set(subdirs)):
+                raise ValueError(
+                    "The `class_names` passed did not match the "
+                    "names of the subdirectories of the target directory. "
+                    f"Expected: {subdirs} (or a subset of it), "
+                    f"but received: class_names={class_names}"
+                )
+            subdirs = list(class_names)
+    else:
+        subdirs = [""]
+    by_part: Dict[str, List[Tuple[str, str]]] = {s: [] for s in subdirs}
+    for rel, size in listing.files.items():
+        if not rel.lower().endswith(exts):
+            continue
+        head, _, tail = rel.partition("/")
+        if "" in by_part:
+            d, base = posixpath.split(rel)
+            by_part[""].append((d, base))
+        if tail and head in by_part and head != "":
+            d, base = posixpath.split(tail)
+            by_part[head].append((d, base))
+    per_dir: List[List[str]] = []
+    for s in subdirs:
+        entries = sorted(by_part[s])
+        urls = [store.join(s, d, b) if d else store.join(s, b) for d, b in entries]
+        if s == "":
+            urls = [store.join(d, b) if d else store.join(b) for d, b in entries]
+        per_dir.append(urls)
+    root_len = len(store.url.rstrip("/")) + 1
+    for part in per_dir:
+        for u in part:
+            rel = u[root_len:] if u.startswith(store.url.rstrip("/") + "/") else None
+            if rel is not None and rel in listing.files:
+                store.sizes[u] = listing.files[rel]
+                store.stamps[u] = listing.stamps.get(rel, "")
+    return subdirs, per_dir
+
+
+def stamps_array(store: RemoteStore, urls: Sequence[str]) -> np.ndarray:
+    """(size, hash of the object's ETag/generation) per URL, like a local file's (size, mtime)."""
+    import hashlib
+
+    out = np.zeros((len(urls), 2), dtype=np.int64)
+    for i, u in enumerate(urls):
+        h = hashlib.blake2b(store.stamps.get(u, "").encode(), digest_size=7).digest()
+        out[i] = (store.sizes.get(u, -1), int.from_bytes(h, "little"))
+    return out
