@@ -15,6 +15,7 @@ from .errors import InvalidFilesError, SkippedFileWarning, UnreadableDirectoryWa
 from .index import index_directory
 from .loader import BatchSource, NumpyDataset, _Labels
 from .order import global_shuffle, split
+from .remote import RemoteOptions
 from .spec import LoadSpec
 from .validate import default_progress, validate_files
 
@@ -55,6 +56,11 @@ def image_dataset_from_directory(
     initial_state: Optional[dict] = None,
     cache=None,
     decoder: Optional[str] = None,
+    storage_options: Optional[dict] = None,
+    requests_in_flight: int = 64,
+    bytes_in_flight: int = 256 << 20,
+    request_timeout: float = 60.0,
+    retries: int = 5,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -150,6 +156,22 @@ def image_dataset_from_directory(
             and transparency conversions; Keras' ``format="grain"``). Default ``None``:
             the one Keras uses for ``format`` (``"pillow"`` for ``"grain"``).
 
+    Args (directories given as URLs: ``gs://``, ``s3://`` or any fsspec protocol; needs
+    ``pip install "pyimgdir[cloud]"``):
+        storage_options: passed to the fsspec filesystem (credentials, ``endpoint_url``,
+            ``anon``, ...); by default each library finds them where it always does
+            (environment, config files, ``AWS_ENDPOINT_URL``, ``STORAGE_EMULATOR_HOST``).
+        requests_in_flight: concurrent object requests (default 64, sized so that at
+            20-100 ms per request the decode threads are kept busy).
+        bytes_in_flight: at most this many fetched bytes are held, in flight or waiting to
+            be decoded (default 256 MiB); one request always runs.
+        request_timeout: seconds one attempt may take before it counts as a transient
+            failure.
+        retries: further attempts after a transient failure (HTTP 5xx, 429, S3
+            ``SlowDown``, connection resets, timeouts), with exponential backoff and
+            jitter. Permanent failures (404, 403, ...) are not retried: they go through
+            ``on_error`` with the URL and status in the reason.
+
     Returns:
         A ``tf.data.Dataset`` (or :class:`GrainDataset`, :class:`NumpyDataset`) with ``class_names`` and
         ``file_paths`` attributes; a list ``[train, validation]`` for ``subset="both"``.
@@ -163,6 +185,7 @@ def image_dataset_from_directory(
         follow_links=follow_links,
         verbose=verbose,
         num_threads=num_threads or 0,
+        remote=RemoteOptions.of(call),
     )
     _warn_unreadable(index)
     checks.check_after_index(call, index.class_names)
@@ -193,6 +216,7 @@ def dataset_from_spec(directory, spec: LoadSpec):
         follow_links=spec.follow_links,
         verbose=spec.verbose,
         num_threads=spec.num_threads,
+        remote=RemoteOptions.of(spec),
     )
     _warn_unreadable(index)
     checks.check_after_index({"label_mode": spec.label_mode, "data_format": spec.data_format}, index.class_names)
@@ -264,6 +288,7 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
             num_threads=spec.num_threads or None,
             progress=default_progress(spec.verbose),
             decoder=spec.decoder,
+            store=index.store,
         )
         if skipped and spec.on_error == "raise":
             raise InvalidFilesError(skipped)
@@ -276,7 +301,8 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
     file_paths = [index.file_paths[i] for i in selected.tolist()]
     raw_labels = index.labels[selected] if index.labels is not None else None
     num_classes = len(index.class_names) if index.class_names else 0
-    source = BatchSource(file_paths, _Labels(raw_labels, spec.label_mode, num_classes), spec, skipped=skipped)
+    source = BatchSource(file_paths, _Labels(raw_labels, spec.label_mode, num_classes), spec, skipped=skipped,
+                         store=index.store)
     if spec.format == "numpy":
         ds = NumpyDataset(source, index.class_names, file_paths)
     elif spec.format == "grain":

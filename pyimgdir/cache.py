@@ -42,7 +42,7 @@ class SampleCache:
     or the file to keep them in. Its key is ``spec.cache_key()`` (the fields that change
     the pixels) and the file list."""
 
-    def __init__(self, file_paths: Sequence[str], spec):
+    def __init__(self, file_paths: Sequence[str], spec, stamps=None):
         self.n = len(file_paths)
         self.shape = tuple(spec.sample_shape)
         self.dtype = np.dtype(spec.dtype)
@@ -50,7 +50,8 @@ class SampleCache:
         self.path = path
         listing = hashlib.sha256("\0".join(file_paths).encode("utf-8", "surrogateescape")).hexdigest()
         self.key = json.dumps({**spec.cache_key(), "files": listing}, sort_keys=True)
-        self.stamps = _stamps(file_paths)
+        # (size, mtime) per local file; for URLs the caller passes (size, ETag hash)
+        self.stamps = _stamps(file_paths) if stamps is None else np.asarray(stamps, dtype=np.int64)
         self.valid = np.zeros(self.n, dtype=bool)
         self.hits = 0
         self.misses = 0

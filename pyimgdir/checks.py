@@ -122,6 +122,30 @@ def _check_options(c: dict) -> None:
             "`cache` keeps finished samples, but with `random_resized_crop` or `random_flip` every "
             "epoch's samples differ: use one or the other."
         )
+    _check_remote(c)
+
+
+def _check_remote(c: dict) -> None:
+    from .remote import is_url
+
+    so = c["storage_options"]
+    if so is not None and not isinstance(so, dict):
+        raise ValueError(f"`storage_options` must be a dict or None. Received: storage_options={so!r}")
+    if so and "directory" in c and not is_url(c["directory"]):
+        raise ValueError(
+            "`storage_options` apply to a directory given as a URL (s3://, gs://, ...); "
+            f"received a local path: {c['directory']!r}"
+        )
+    for name in ("requests_in_flight", "bytes_in_flight"):
+        v = c[name]
+        if not is_int(v) or v < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={v!r}")
+    t = c["request_timeout"]
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 0:
+        raise ValueError(f"`request_timeout` must be a positive number of seconds. Received: {t!r}")
+    r = c["retries"]
+    if not is_int(r) or r < 0:
+        raise ValueError(f"`retries` must be a non-negative integer. Received: retries={r!r}")
 
 
 def _check_shard(shard, input_context, remainder):
@@ -318,6 +342,11 @@ def resolve(c: dict) -> LoadSpec:
         shard_remainder=c["shard_remainder"],
         initial_state=c["initial_state"],
         cache=cache if cache is None or cache == "memory" else os.fspath(cache),
+        storage_options=dict(c["storage_options"]) if c["storage_options"] else None,
+        requests_in_flight=int(c["requests_in_flight"]),
+        bytes_in_flight=int(c["bytes_in_flight"]),
+        request_timeout=float(c["request_timeout"]),
+        retries=int(c["retries"]),
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._keras_compat import print_msg
+from .remote import RemoteStore, index_remote, is_url
 
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
 
@@ -28,6 +29,7 @@ class Index:
     labels: Optional[np.ndarray]  # None, or one label per file (unshuffled order)
     class_names: Optional[Sequence]
     unreadable_directories: List[str]
+    store: Optional[object] = None  # a remote.RemoteStore when the directory is a URL
 
 
 class _ScanProgress:
@@ -73,15 +75,28 @@ def index_directory(
     follow_links: bool = False,
     verbose: bool = True,
     num_threads: int = 0,
+    remote=None,
 ) -> Index:
-    """Lists the files of ``directory`` as Keras does, and prints Keras' "Found ..." line."""
-    if _REMOTE.match(str(directory)):
-        raise NotImplementedError(
-            f"pyimgdir reads local directories only; {str(directory)!r} looks like a remote "
-            "path (Keras would read it through tf.io.gfile). Copy or mount it locally."
-        )
+    """Lists the files of ``directory`` as Keras does, and prints Keras' "Found ..." line.
+
+    A URL (``s3://``, ``gs://``, any fsspec protocol) is listed by its filesystem with the
+    same rules (``remote``: a :class:`~pyimgdir.remote.RemoteOptions`); its file paths are
+    URLs."""
     inferred = isinstance(labels, str) and labels == "inferred"
-    if inferred:
+    store = None
+    if is_url(directory):
+        store = RemoteStore(directory, remote)
+    elif _REMOTE.match(str(directory)):
+        raise NotImplementedError(
+            f"{str(directory)!r} looks like a remote path that is not a URL (Keras would read "
+            "it through tf.io.gfile); pass it as a URL (gs://..., s3://...) or mount it locally."
+        )
+    if store is not None:
+        if not inferred and class_names is not None:
+            _check_class_names_not_inferred(labels)
+        subdirs, per_dir = index_remote(store, inferred, class_names, formats)
+        unreadable: List[str] = []
+    elif inferred:
         subdirs = []
         for subdir in sorted(os.listdir(directory)):
             if os.path.isdir(os.path.join(directory, subdir)):
@@ -99,17 +114,10 @@ def index_directory(
     else:
         subdirs = [""]
         if class_names is not None:
-            if labels is None:
-                raise ValueError(
-                    "When `labels=None` (no labels), argument `class_names` cannot be specified."
-                )
-            raise ValueError(
-                "When argument `labels` is specified, argument "
-                "`class_names` cannot be specified (the `class_names` "
-                "will be the sorted list of labels)."
-            )
+            _check_class_names_not_inferred(labels)
 
-    per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads, verbose)
+    if store is None:
+        per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads, verbose)
     file_paths: List[str] = []
     for part in per_dir:
         file_paths.extend(part)
@@ -144,7 +152,19 @@ def index_directory(
             print_msg(f"Found {len(file_paths)} files.")
         else:
             print_msg(f"Found {len(file_paths)} files belonging to {len(names)} classes.")
-    return Index(file_paths, out_labels, names, unreadable)
+    return Index(file_paths, out_labels, names, unreadable, store)
+
+
+def _check_class_names_not_inferred(labels) -> None:
+    if labels is None:
+        raise ValueError(
+            "When `labels=None` (no labels), argument `class_names` cannot be specified."
+        )
+    raise ValueError(
+        "When argument `labels` is specified, argument "
+        "`class_names` cannot be specified (the `class_names` "
+        "will be the sorted list of labels)."
+    )
 
 
 def manual_labels_array(values: list) -> np.ndarray:

@@ -99,8 +99,11 @@ class BatchSource:
     """Everything needed to produce epochs of one dataset (one subset)."""
 
     def __init__(self, file_paths: List[str], labels: _Labels, spec: LoadSpec,
-                 skipped: Optional[List[SkippedFile]] = None):
+                 skipped: Optional[List[SkippedFile]] = None, store=None):
         self.spec = spec
+        # A remote.RemoteStore when the files are URLs: their bytes are fetched ahead and
+        # fed to the core's decode threads instead of being read by them.
+        self.store = store
         self.file_paths = file_paths
         self.labels = labels
         self.batch_size = spec.batch_size
@@ -123,7 +126,12 @@ class BatchSource:
         if spec.cache is not None:
             from .cache import SampleCache
 
-            self.cache = SampleCache(file_paths, spec)
+            stamps = None
+            if store is not None:
+                from .remote import stamps_array
+
+                stamps = stamps_array(store, file_paths)
+            self.cache = SampleCache(file_paths, spec, stamps=stamps)
         self.shard_index, self.shard_count = spec.shard
         self.shard_remainder = spec.shard_remainder
         self._lock = threading.Lock()
@@ -216,7 +224,15 @@ class BatchSource:
                     # but the last, so nothing needs re-batching
                     yield cache.get(order[positions]), positions, False
                 return
-        it = self._loader.iterate(order, block, epoch)
+        feeder = None
+        if self.store is None:
+            it = self._loader.iterate(order, block, epoch)
+        else:
+            from .remote import EpochFeeder
+
+            it = self._loader.iterate(order, block, epoch, fed=True)
+            feeder = EpochFeeder(self.store, it, [self.file_paths[i] for i in order.tolist()])
+            feeder.start()
         config = self._loader.config
         with _LIVE_LOCK:
             _LIVE_ITERATORS.add(it)
@@ -243,6 +259,8 @@ class BatchSource:
                     cache.put(order[positions], images)
                 yield images, positions, bool(failures)
         finally:
+            if feeder is not None:
+                feeder.close()  # cancels requests in flight (within a second)
             it.close()
             with _LIVE_LOCK:
                 _LIVE_ITERATORS.discard(it)

@@ -80,6 +80,18 @@ class RemoteOptions:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     retries: int = DEFAULT_RETRIES
 
+    @classmethod
+    def of(cls, options) -> "RemoteOptions":
+        """From a LoadSpec, or from the checked call's mapping (same names)."""
+        get = options.get if isinstance(options, dict) else (lambda k: getattr(options, k))
+        return cls(
+            storage_options=dict(get("storage_options") or {}),
+            requests_in_flight=int(get("requests_in_flight")),
+            bytes_in_flight=int(get("bytes_in_flight")),
+            request_timeout=float(get("request_timeout")),
+            retries=int(get("retries")),
+        )
+
 
 class FetchError(OSError):
     """One object could not be fetched: the URL, the HTTP status when there was one, and
@@ -91,13 +103,17 @@ class FetchError(OSError):
         self.detail = detail
         self.attempts = attempts
         self.transient = transient
-        super().__init__(self.reason)
+        super().__init__(url, self.reason)
 
     @property
     def reason(self) -> str:
+        """Why, without the URL (messages that carry the path add it)."""
         what = f"HTTP {self.status} {_STATUS_TEXT.get(self.status, '')}".rstrip() if self.status else "request failed"
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"fetching {self.url} failed{tries}: {what} ({self.detail})"
+        return f"fetch failed{tries}: {what} ({self.detail})"
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.reason}"
 
 
 def _exception_chain(exc: BaseException):
@@ -122,15 +138,17 @@ def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
         if isinstance(response, dict):
             status = status or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = code or response.get("Error", {}).get("Code")
-        c = getattr(e, "code", None)  # gcsfs HttpError
+        name = type(e).__name__
+        # gcsfs' HttpError carries the status as .code, aiohttp's ClientResponseError as
+        # .status (other aiohttp errors have a .code that is not the server's status)
+        c = getattr(e, "code", None) if name == "HttpError" else None
         if isinstance(c, int) and 100 <= c < 600:
             status = status or c
-        s = getattr(e, "status", None)  # aiohttp ClientResponseError
+        s = getattr(e, "status", None) if name == "ClientResponseError" else None
         if isinstance(s, int) and 100 <= s < 600:
             status = status or s
         if isinstance(e, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
             transient = True
-        name = type(e).__name__
         if name in ("ServerDisconnectedError", "ClientConnectionError", "ClientOSError", "ClientPayloadError",
                     "ServerTimeoutError", "HTTPClientError", "ConnectionClosedError", "EndpointConnectionError",
                     "ReadTimeoutError", "ConnectTimeoutError", "IncompleteRead", "FSTimeoutError",
@@ -175,10 +193,9 @@ def _make_filesystem(protocol: str, options: RemoteOptions):
         # Retries and timeouts are pyimgdir's (one place, one budget), so botocore and s3fs
         # each try once; one GET per object (s3fs' chunked reads would HEAD each first).
         defaults = {
-            "retries": 1,
             "max_concurrency": 1,
             "config_kwargs": {
-                "retries": {"max_attempts": 1, "mode": "standard"},
+                "retries": {"total_max_attempts": 1, "mode": "standard"},
                 "max_pool_connections": options.requests_in_flight,
                 "connect_timeout": options.request_timeout,
                 "read_timeout": options.request_timeout,
@@ -192,7 +209,10 @@ def _make_filesystem(protocol: str, options: RemoteOptions):
         cls = gcsfs.core.GCSFileSystem
     kwargs = _merge(defaults, dict(options.storage_options or {}))
     kwargs.setdefault("skip_instance_cache", True)
-    return cls(**kwargs)
+    fs = cls(**kwargs)
+    if protocol in ("s3", "s3a"):
+        fs.retries = 1  # s3fs' own retry loop (a class attribute, not an option): once
+    return fs
 
 
 @dataclass
@@ -418,7 +438,7 @@ class EpochFeeder:
         self.accounted: Dict[int, int] = {}
         self.held = [0]
         self.cond = threading.Condition()
-        self.error: Optional[BaseException] = None
+        self.delivered = bytearray(len(self.urls))
         self._future: Optional[concurrent.futures.Future] = None
 
     def _poll_released(self) -> None:
@@ -429,6 +449,7 @@ class EpochFeeder:
                     self.held[0] -= self.accounted.pop(pos, 0)
 
     def _deliver(self, pos: int, result) -> bool:
+        self.delivered[pos] = 1
         if isinstance(result, FetchError):
             self.accounted[pos] = max(int(self.sizes[pos]), 1)
             ok = self.it.feed_failure(pos, result.reason)
@@ -453,7 +474,13 @@ class EpochFeeder:
             return
         exc = fut.exception()
         if exc is not None:
-            self.error = exc
+            # The fetcher itself broke (not one request): every position still waiting
+            # fails with the reason, so the consumer is never left waiting.
+            reason = f"fetching stopped: {type(exc).__name__}: {exc}"
+            for pos in range(len(self.urls)):
+                if not self.delivered[pos]:
+                    if not self.it.feed_failure(pos, reason):
+                        break
 
     def close(self, timeout: float = 1.0) -> None:
         fut = self._future
@@ -491,31 +518,28 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
             subdirs = list(class_names)
     else:
         subdirs = [""]
+    # Per part: (directory relative to the part, file name); sorting these tuples is
+    # Keras' walk order (directories by full path string, then names within each).
     by_part: Dict[str, List[Tuple[str, str]]] = {s: [] for s in subdirs}
-    for rel, size in listing.files.items():
+    whole = "" in by_part
+    for rel in listing.files:
         if not rel.lower().endswith(exts):
             continue
+        if whole:
+            by_part[""].append(posixpath.split(rel))
         head, _, tail = rel.partition("/")
-        if "" in by_part:
-            d, base = posixpath.split(rel)
-            by_part[""].append((d, base))
-        if tail and head in by_part and head != "":
-            d, base = posixpath.split(tail)
-            by_part[head].append((d, base))
+        if tail and head and head in by_part:
+            by_part[head].append(posixpath.split(tail))
     per_dir: List[List[str]] = []
     for s in subdirs:
-        entries = sorted(by_part[s])
-        urls = [store.join(s, d, b) if d else store.join(s, b) for d, b in entries]
-        if s == "":
-            urls = [store.join(d, b) if d else store.join(b) for d, b in entries]
+        urls = []
+        for d, b in sorted(by_part[s]):
+            rel = "/".join(p for p in (s, d, b) if p)
+            url = store.join(rel)
+            store.sizes[url] = listing.files[rel]
+            store.stamps[url] = listing.stamps.get(rel, "")
+            urls.append(url)
         per_dir.append(urls)
-    root_len = len(store.url.rstrip("/")) + 1
-    for part in per_dir:
-        for u in part:
-            rel = u[root_len:] if u.startswith(store.url.rstrip("/") + "/") else None
-            if rel is not None and rel in listing.files:
-                store.sizes[u] = listing.files[rel]
-                store.stamps[u] = listing.stamps.get(rel, "")
     return subdirs, per_dir
 
 

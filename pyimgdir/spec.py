@@ -69,6 +69,12 @@ class LoadSpec:
     shard_remainder: str = "pad"
     initial_state: Optional[dict] = None  # checked: {"seed", "epoch", "batches"}
     cache: Optional[str] = None  # None, "memory" or a file path
+    # -- URL directories (gs://, s3://, any fsspec protocol; pyimgdir/remote.py) -----------
+    storage_options: Optional[dict] = None  # passed to the fsspec filesystem
+    requests_in_flight: int = 64  # concurrent GETs
+    bytes_in_flight: int = 256 << 20  # fetched bytes held (in flight or awaiting decode)
+    request_timeout: float = 60.0  # seconds per attempt
+    retries: int = 5  # further attempts after a transient failure (5xx, 429, resets, timeouts)
 
     # -------------------------------------------------------------------------------------
     @property

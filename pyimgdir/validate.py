@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
@@ -46,6 +47,7 @@ def validate_files(
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     decoder: str = "tensorflow",
+    store=None,
 ) -> List[SkippedFile]:
     """Decodes every file in full and returns the ones that fail, with the reason.
     ``decoder`` is the dataset's (``"tensorflow"`` or ``"pillow"``): the two differ on a few
@@ -61,6 +63,8 @@ def validate_files(
     paths = [str(p) for p in file_paths]
     if not paths:
         return []
+    if store is not None:
+        return _validate_remote(store, paths, _CHANNELS[color_mode], max_pixels, num_threads, progress, decoder)
     checker = _core.FileChecker(paths, _CHANNELS[color_mode], max_pixels, num_threads or 0, decoder)
     try:
         while not checker.wait(100):
@@ -71,3 +75,42 @@ def validate_files(
     finally:
         checker.cancel()
     return [SkippedFile(path, reason) for _, path, reason in checker.failures()]
+
+
+def _validate_remote(store, paths, channels, max_pixels, num_threads, progress, decoder) -> List[SkippedFile]:
+    """URLs: fetched as an epoch fetches them (concurrent, retried, bytes capped), each
+    decoded in full on a pool of threads (the decode releases the GIL)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .remote import FetchError
+
+    threads = num_threads or os.cpu_count() or 1
+    reasons = {}
+    gate = threading.BoundedSemaphore(2 * threads)  # decodes queued: bounds the bytes held
+    done = [0]
+
+    def check(i, data):
+        try:
+            _core.decode(data, channels, max_pixels, decoder)
+        except ValueError as e:
+            reasons[i] = str(e)
+        finally:
+            done[0] += 1
+            gate.release()
+
+    last = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        for i, result in store.fetch_blocking(paths):
+            if isinstance(result, FetchError):
+                reasons[i] = result.reason
+                done[0] += 1
+            else:
+                gate.acquire()
+                pool.submit(check, i, result)
+            if progress is not None and time.monotonic() - last >= 0.1:
+                last = time.monotonic()
+                progress(done[0], len(paths))
+    if progress is not None:
+        progress(len(paths), len(paths))
+    return [SkippedFile(paths[i], reasons[i]) for i in sorted(reasons)]

@@ -97,3 +97,23 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line(f"dataset calls compared against Keras: {Stats.cases}; samples compared: {Stats.samples}")
     for method, diff in sorted(Stats.max_diff.items()):
         tr.write_line(f"  {method:<14} largest |pixel difference|: {diff:g}")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 for the whole session (installed by the test extra)."""
+    from object_stores import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """gcp-storage-emulator on 127.0.0.1 for the whole session (installed by the test extra)."""
+    from object_stores import GCSServer
+
+    server = GCSServer()
+    yield server
+    server.stop()

@@ -1,0 +1,496 @@
+"""Directories given as URLs (pyimgdir/remote.py): listing, fetching and faults against real
+servers on 127.0.0.1 — moto's S3 server through s3fs, gcp-storage-emulator through gcsfs,
+fsspec's memory filesystem — compared with the same tree on local disk, array for array.
+Fault tests put tests/fault_proxy.py between client and server."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyimgdir
+from pyimgdir.errors import ImageLoadError, InvalidFilesError
+from fault_proxy import FaultProxy
+
+HERE = Path(__file__).resolve().parent
+
+LAYOUT = {"a": 4, "a/sub": 3, "a/sub-2": 2, "a/sub/deep": 2, "b": 5, "b/.hdir": 1, "c": 4, ".hidden": 2}
+
+
+def _bucket() -> str:
+    return "t" + uuid.uuid4().hex[:16]
+
+
+def _is_object_get(method: str, path: str) -> bool:
+    return method == "GET" and not path.endswith("?")
+
+
+@pytest.fixture
+def tree(make_tree):
+    """A local tree with nested, hidden and empty folders, mixed formats and a stray file."""
+    root = make_tree(LAYOUT, ext=[".jpg", ".png", ".JPG"])
+    (root / "empty").mkdir()
+    (root / "a" / "notes.txt").write_text("not an image")
+    make_tree({"": 1}, root=root, ext=".jpg")  # a file directly in the top folder
+    return root
+
+
+@pytest.fixture
+def s3_tree(s3_server, tree):
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.upload_tree(tree, bucket, "data")
+    return tree, f"s3://{bucket}/data"
+
+
+def _s3(endpoint, **extra):
+    return {"storage_options": {"endpoint_url": endpoint}, **extra}
+
+
+def _epochs(ds, n=1):
+    out = []
+    for _ in range(n):
+        epoch = []
+        for batch in ds:
+            if isinstance(batch, tuple):
+                epoch.append(tuple(np.array(b) for b in batch))
+            else:
+                epoch.append((np.array(batch),))
+        out.append(epoch)
+    return out
+
+
+def _assert_same_epochs(a, b):
+    assert len(a) == len(b)
+    for ea, eb in zip(a, b):
+        assert len(ea) == len(eb)
+        for ba, bb in zip(ea, eb):
+            assert len(ba) == len(bb)
+            for x, y in zip(ba, bb):
+                assert x.dtype == y.dtype and x.shape == y.shape
+                np.testing.assert_array_equal(x, y)
+
+
+def _rel(paths, root):
+    root = str(root).rstrip("/") + "/"
+    assert all(p.startswith(root) for p in paths), paths[:3]
+    return [p[len(root):] for p in paths]
+
+
+KW = dict(image_size=(24, 20), batch_size=4, format="numpy", verbose=False)
+
+
+# -- without the extra -------------------------------------------------------------------
+def test_url_without_fsspec_raises_importerror_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # import fsspec -> ImportError
+    with pytest.raises(ImportError, match=r"pyimgdir\[cloud\]"):
+        pyimgdir.image_dataset_from_directory("s3://bucket/data", **KW)
+
+
+def test_storage_options_need_a_url(tmp_path):
+    with pytest.raises(ValueError, match="storage_options"):
+        pyimgdir.image_dataset_from_directory(tmp_path, storage_options={"anon": True}, **KW)
+
+
+@pytest.mark.parametrize("name,value", [("requests_in_flight", 0), ("bytes_in_flight", -1),
+                                        ("request_timeout", 0), ("retries", -1), ("retries", 1.5)])
+def test_remote_option_checks(tmp_path, name, value):
+    with pytest.raises(ValueError, match=name):
+        pyimgdir.image_dataset_from_directory(tmp_path, **{name: value}, **KW)
+
+
+# -- listing: the same classes, files, order and labels as the local copy ----------------------
+@pytest.mark.parametrize(
+    "labels,class_names,extra",
+    [
+        ("inferred", None, {}),
+        ("inferred", None, dict(shuffle=False)),
+        ("inferred", ["c", "a"], {}),
+        (None, None, {}),
+        ("inferred", None, dict(validation_split=0.3, subset="training", seed=7)),
+        ("inferred", None, dict(validation_split=0.3, subset="validation", seed=7)),
+    ],
+)
+def test_s3_listing_and_arrays_match_local(s3_server, s3_tree, labels, class_names, extra):
+    local, url = s3_tree
+    kw = dict(KW, labels=labels, class_names=class_names, seed=extra.pop("seed", 3), **extra)
+    loc = pyimgdir.image_dataset_from_directory(str(local), **kw)
+    rem = pyimgdir.image_dataset_from_directory(url, **_s3(s3_server.endpoint), **kw)
+    assert rem.class_names == loc.class_names
+    assert _rel(rem.file_paths, url) == _rel(loc.file_paths, local)
+    assert all(p.startswith("s3://") for p in rem.file_paths)
+    _assert_same_epochs(_epochs(rem, 2), _epochs(loc, 2))
+
+
+def test_s3_listing_matches_keras_on_the_local_copy(s3_server, s3_tree, keras):
+    local, url = s3_tree
+    kds = keras.utils.image_dataset_from_directory(str(local), image_size=(24, 20), batch_size=4, seed=5,
+                                                   verbose=False)
+    rem = pyimgdir.image_dataset_from_directory(url, image_size=(24, 20), batch_size=4, seed=5, verbose=False,
+                                                **_s3(s3_server.endpoint))
+    assert rem.class_names == kds.class_names == ["a", "b", "c", "empty"]
+    assert _rel(rem.file_paths, url) == _rel(kds.file_paths, local)
+    # Keras' first epoch (its per-epoch shuffle differs by design; compare unshuffled files)
+    kx = np.concatenate([x.numpy() for x, _ in keras.utils.image_dataset_from_directory(
+        str(local), image_size=(24, 20), batch_size=4, shuffle=False, verbose=False)])
+    rx = np.concatenate([x for x, _ in pyimgdir.image_dataset_from_directory(
+        url, image_size=(24, 20), batch_size=4, shuffle=False, format="numpy", verbose=False,
+        **_s3(s3_server.endpoint))])
+    np.testing.assert_array_equal(rx, kx)
+
+
+def test_endpoint_from_environment_and_tf_output(s3_server, s3_tree, monkeypatch, tf):
+    local, url = s3_tree
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    rem = pyimgdir.image_dataset_from_directory(url + "/", image_size=(24, 20), batch_size=4, seed=1, verbose=False)
+    loc = pyimgdir.image_dataset_from_directory(str(local), image_size=(24, 20), batch_size=4, seed=1, verbose=False)
+    assert _rel(rem.file_paths, url) == _rel(loc.file_paths, local)
+    for (rx, ry), (lx, ly) in zip(rem, loc):
+        np.testing.assert_array_equal(rx.numpy(), lx.numpy())
+        np.testing.assert_array_equal(ry.numpy(), ly.numpy())
+
+
+def test_missing_remote_directory(s3_server):
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        pyimgdir.image_dataset_from_directory(f"s3://{bucket}/nothing-here", **_s3(s3_server.endpoint), **KW)
+
+
+def test_memory_protocol_matches_local(tree):
+    fsspec = pytest.importorskip("fsspec")  # part of the cloud and test extras
+    mfs = fsspec.filesystem("memory")
+    name = "/" + _bucket()
+    mfs.put(str(tree), name, recursive=True)
+    mfs.makedirs(name + "/empty", exist_ok=True)
+    url = "memory://" + name.lstrip("/")
+    for labels in ("inferred", None):
+        loc = pyimgdir.image_dataset_from_directory(str(tree), labels=labels, seed=2, **KW)
+        rem = pyimgdir.image_dataset_from_directory(url, labels=labels, seed=2, **KW)
+        assert rem.class_names == loc.class_names
+        assert _rel(rem.file_paths, url) == _rel(loc.file_paths, tree)
+        _assert_same_epochs(_epochs(rem), _epochs(loc))
+    mfs.rm(name, recursive=True)
+
+
+def test_file_protocol_matches_local(tree):
+    url = "file://" + str(tree)
+    loc = pyimgdir.image_dataset_from_directory(str(tree), seed=4, **KW)
+    rem = pyimgdir.image_dataset_from_directory(url, seed=4, **KW)
+    assert rem.class_names == loc.class_names
+    assert _rel(rem.file_paths, url) == _rel(loc.file_paths, tree)
+    _assert_same_epochs(_epochs(rem), _epochs(loc))
+
+
+def test_gcs_emulator_matches_local(gcs_server, tree, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    bucket = _bucket()
+    gcs_server.upload_tree(tree, bucket, "data")
+    url = f"gs://{bucket}/data"
+    t0 = time.monotonic()
+    rem = pyimgdir.image_dataset_from_directory(url, seed=6, **KW)
+    listing_seconds = time.monotonic() - t0
+    loc = pyimgdir.image_dataset_from_directory(str(tree), seed=6, **KW)
+    assert rem.class_names == loc.class_names == ["a", "b", "c", "empty"]
+    assert _rel(rem.file_paths, url) == _rel(loc.file_paths, tree)
+    _assert_same_epochs(_epochs(rem, 2), _epochs(loc, 2))
+    # gcsfs' default class would wait on a gRPC bucket-type probe here (a minute per bucket)
+    assert listing_seconds < 30, listing_seconds
+
+
+# -- requests, counted at the server side of a proxy -----------------------------------------
+@pytest.fixture
+def proxied(s3_server):
+    proxies = []
+
+    def make(**kw):
+        p = FaultProxy(s3_server.port, **kw).start()
+        proxies.append(p)
+        return p
+
+    yield make
+    for p in proxies:
+        p.stop()
+
+
+def test_one_get_per_object_and_a_bounded_listing(s3_server, proxied, make_tree):
+    local = make_tree({f"k{i}": 260 for i in range(10)}, ext=".png", size_range=(4, 6))
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.upload_tree(local, bucket, "d")
+    proxy = proxied()
+    ds = pyimgdir.image_dataset_from_directory(f"s3://{bucket}/d", **_s3(proxy.url), **KW)
+    assert len(ds.file_paths) == 2600
+    listing = proxy.requests_for(lambda m, p: m == "GET" and p.endswith("?"))
+    assert listing == 3, proxy.counts  # 2,600 keys: three pages of up to 1,000
+    assert proxy.requests_for(lambda m, p: m != "GET") == 0  # no HEAD per object
+    proxy.reset_counts()
+    _epochs(ds)
+    gets = {p: n for (m, p), n in proxy.counts.items() if _is_object_get(m, p)}
+    assert len(gets) == 2600 and set(gets.values()) == {1}
+
+
+def test_shards_fetch_only_their_own_objects(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    proxy = proxied()
+    seen = []
+    for index in range(3):
+        ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), shard=(index, 3), seed=9, **KW)
+        epoch = ds._source.epoch_order(0)
+        mine = {"/" + ds.file_paths[i].split("://", 1)[1] for i in epoch.tolist()}
+        proxy.reset_counts()
+        _epochs(ds)
+        fetched = {p for (m, p) in proxy.counts if _is_object_get(m, p)}
+        assert fetched == mine
+        total = proxy.requests_for(_is_object_get)
+        assert total == len(epoch)  # one request per sample of this shard (padding included)
+        seen.append((fetched, total))
+    union = set().union(*(f for f, _ in seen))
+    assert len(union) == len(ds.file_paths)
+    print("\nshard requests (3 shards):", [t for _, t in seen], "files:", len(ds.file_paths))
+
+
+def test_cache_makes_later_epochs_request_nothing(s3_server, s3_tree, proxied, tmp_path):
+    local, url = s3_tree
+    proxy = proxied()
+    for cache in ("memory", str(tmp_path / "samples.cache")):
+        ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), cache=cache, seed=2, **KW)
+        loc = pyimgdir.image_dataset_from_directory(str(local), seed=2, **KW)
+        proxy.reset_counts()
+        first = _epochs(ds)
+        n_first = proxy.requests_for(lambda m, p: True)
+        assert n_first == len(ds.file_paths)
+        proxy.reset_counts()
+        later = _epochs(ds, 2)
+        assert proxy.requests_for(lambda m, p: True) == 0
+        _assert_same_epochs(first + later, _epochs(loc, 3))
+        print(f"\ncache={cache!r}: epoch 1 requests {n_first}, epochs 2-3 requests 0")
+
+
+def test_resume_fetches_only_what_is_left(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    proxy = proxied()
+    full = _epochs(pyimgdir.image_dataset_from_directory(str(local), seed=11, **KW))[0]
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), seed=11, **KW)
+    it = iter(ds)
+    next(it), next(it)
+    state = ds.state()
+    assert (state["epoch"], state["batches"]) == (0, 2)
+    it.close()
+    proxy.reset_counts()
+    resumed = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), seed=11, initial_state=state, **KW)
+    rest = _epochs(resumed, 1)[0]
+    assert proxy.requests_for(_is_object_get) == len(ds.file_paths) - 2 * KW["batch_size"]
+    _assert_same_epochs([rest], [full[2:]])
+
+
+# -- permanent failures: on_error and validate --------------------------------------------------
+@pytest.fixture
+def s3_broken(s3_server, make_tree):
+    """Five good files, one that is not an image, one deleted after listing, one forbidden."""
+    local = make_tree({"a": 3, "b": 2}, ext=".jpg")
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.upload_tree(local, bucket, "d")
+    s3_server.put(bucket, "d/b/garbage.jpg", b"not an image at all")
+    s3_server.put(bucket, "d/a/gone.jpg", b"x")
+    s3_server.put(bucket, "d/b/secret.jpg", b"x")
+    return bucket
+
+
+def _delete_after_listing(s3_server, bucket):
+    s3_server.client.delete_object(Bucket=bucket, Key="d/a/gone.jpg")
+
+
+def test_permanent_failures_go_through_on_error(s3_server, s3_broken, proxied):
+    bucket = s3_broken
+    forbidden_path = f"/{bucket}/d/b/secret.jpg"
+    proxy403 = proxied(p_403=1.0, faulty=lambda m, p: p == forbidden_path, max_faults_per_path=100)
+    url = f"s3://{bucket}/d"
+    kw = dict(KW, shuffle=False)
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy403.url), on_error="skip", **kw)
+    raising = pyimgdir.image_dataset_from_directory(url, **_s3(proxy403.url), **kw)
+    _delete_after_listing(s3_server, bucket)
+    got = np.concatenate([x for x, _ in ds])
+    assert len(got) == 5
+    reasons = {p.rsplit("/", 1)[1]: r for p, r in ds.skipped_files}
+    assert set(reasons) == {"gone.jpg", "garbage.jpg", "secret.jpg"}
+    assert "HTTP 404" in reasons["gone.jpg"]
+    assert "HTTP 403" in reasons["secret.jpg"]
+    assert "unknown image file format" in reasons["garbage.jpg"]
+    # permanent: asked once each
+    assert proxy403.counts[("GET", f"/{bucket}/d/a/gone.jpg")] == 1
+    assert proxy403.counts[("GET", forbidden_path)] == 1
+
+    with pytest.raises(ImageLoadError) as err:
+        _epochs(raising)
+    assert err.value.path == f"{url}/a/gone.jpg" and "HTTP 404" in str(err.value)
+    assert url in str(err.value)
+
+
+def test_validate_lists_remote_failures(s3_server, s3_broken, proxied):
+    bucket = s3_broken
+    _delete_after_listing(s3_server, bucket)
+    url = f"s3://{bucket}/d"
+    with pytest.raises(InvalidFilesError) as err:
+        pyimgdir.image_dataset_from_directory(url, **_s3(s3_server.endpoint), validate=True, **KW)
+    bad = {f.path.rsplit("/", 1)[1]: f.reason for f in err.value.files}
+    assert set(bad) == {"garbage.jpg", "secret.jpg"}  # (gone.jpg was deleted before listing)
+    assert all("unknown image file format" in r for r in bad.values())
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(s3_server.endpoint), validate=True, on_error="skip", **KW)
+    assert len(ds.file_paths) == 5 and len(ds.skipped_files) == 2
+    assert sum(len(x) for x, _ in ds) == 5
+
+
+def test_validate_reports_fetch_failures(s3_server, s3_broken, proxied):
+    bucket = s3_broken
+    forbidden_path = f"/{bucket}/d/b/secret.jpg"
+    proxy = proxied(p_403=1.0, faulty=lambda m, p: p == forbidden_path, max_faults_per_path=100)
+    url = f"s3://{bucket}/d"
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), validate=True, on_error="skip", **KW)
+    reasons = {p.rsplit("/", 1)[1]: r for p, r in ds.skipped_files}
+    assert set(reasons) == {"garbage.jpg", "secret.jpg", "gone.jpg"}  # gone.jpg: b"x" here
+    assert "HTTP 403" in reasons["secret.jpg"] and "AccessDenied" in reasons["secret.jpg"]
+    assert "unknown image file format" in reasons["garbage.jpg"]
+    assert proxy.counts[("GET", forbidden_path)] == 1
+
+
+# -- transient failures: retried until every epoch equals the local copy ------------------------
+def test_faults_are_retried_and_arrays_identical(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    proxy = proxied(latency=0.005, p_503=0.12, p_429=0.08, p_drop=0.06, p_cut=0.06, max_faults_per_path=3, seed=5)
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), seed=8, retries=4, **KW)
+    loc = pyimgdir.image_dataset_from_directory(str(local), seed=8, **KW)
+    proxy.reset_counts()
+    epochs = 3
+    _assert_same_epochs(_epochs(ds, epochs), _epochs(loc, epochs))
+    faults = sum(proxy.faults.values())
+    gets = proxy.requests_for(_is_object_get)
+    n = len(ds.file_paths)
+    assert faults >= 10, proxy.faults  # the test really injected faults
+    assert set(proxy.faults) == {"503", "429", "drop", "cut"}
+    # every fault was retried exactly once more, nothing else was asked twice
+    assert gets == n * epochs + faults
+    # (a connection dropped before any response can also be retried inside the HTTP client)
+    # (aiohttp itself re-sends once when a kept-alive connection is reset before any
+    # response; the proxy's count above still shows exactly one extra request per fault)
+    store = ds._source.store
+    assert faults - proxy.faults["drop"] <= store.retried <= faults and store.failed == 0
+    print(f"\nfaults: {dict(proxy.faults)} over {n * epochs} object reads; requests {gets}; "
+          f"retried by pyimgdir {store.retried}; arrays identical")
+
+
+def test_request_timeout_counts_as_transient(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    proxy = proxied(p_stall=0.15, stall_seconds=3.0, max_faults_per_path=1, seed=3)
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), seed=1, request_timeout=0.5, **KW)
+    loc = pyimgdir.image_dataset_from_directory(str(local), seed=1, **KW)
+    proxy.reset_counts()
+    _assert_same_epochs(_epochs(ds), _epochs(loc))
+    assert proxy.faults["stall"] >= 1
+    assert proxy.requests_for(_is_object_get) == len(ds.file_paths) + proxy.faults["stall"]
+
+
+def test_retries_are_bounded(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    ds0 = pyimgdir.image_dataset_from_directory(url, **_s3(s3_server.endpoint), shuffle=False, **KW)
+    victim = "/" + ds0.file_paths[0].split("://", 1)[1]
+    proxy = proxied(p_503=1.0, max_faults_per_path=100)
+    proxy.faulty = lambda m, p: m == "GET" and p == victim
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), shuffle=False, retries=2,
+                                               on_error="skip", **KW)
+    proxy.reset_counts()
+    got = sum(len(x) for x, _ in ds)
+    assert got == len(ds.file_paths) - 1
+    (path, reason), = ds.skipped_files
+    assert path == ds.file_paths[0]
+    assert "HTTP 503" in reason and "SlowDown" in reason and "after 3 attempts" in reason
+    assert proxy.counts[("GET", victim)] == 3
+
+
+# -- stopping: Ctrl-C, dropped iterators ----------------------------------------------------------
+def test_dropped_iterator_leaves_no_request_thread_or_socket(s3_server, s3_tree, proxied):
+    psutil = pytest.importorskip("psutil")  # in the test extra
+    local, url = s3_tree
+    proxy = proxied(latency=0.5)
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), requests_in_flight=8, **KW)
+    threads_before = {t.ident for t in threading.enumerate()}
+    it = iter(ds)
+    next(it)  # requests for later objects are in flight now
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    it.close()
+    del it
+    closed_in = time.monotonic() - t0
+    gc.collect()
+    time.sleep(0.6)  # longer than the proxy's latency: anything still asked would show
+    count = proxy.requests_for(lambda m, p: True)
+    time.sleep(0.6)
+    assert proxy.requests_for(lambda m, p: True) == count  # nothing new is asked
+    assert {t.ident for t in threading.enumerate()} <= threads_before
+    assert closed_in < 1.0, closed_in
+
+    def sockets_to_proxy():
+        return [c for c in psutil.Process().net_connections("tcp")
+                if c.raddr and c.raddr.port == proxy.port and c.status == psutil.CONN_ESTABLISHED]
+
+    # The dataset's filesystem keeps idle keep-alive connections (at most requests_in_flight);
+    # dropping the dataset closes them.
+    assert len(sockets_to_proxy()) <= 8
+    del ds
+    gc.collect()
+    deadline = time.monotonic() + 3
+    while sockets_to_proxy() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sockets_to_proxy() == []
+
+
+def test_ctrl_c_returns_within_a_second_with_requests_in_flight(s3_server, s3_tree, tmp_path):
+    local, url = s3_tree
+    script = tmp_path / "interrupt.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(HERE)!r})
+        from fault_proxy import FaultProxy
+        import pyimgdir
+        proxy = FaultProxy({s3_server.port}, latency=30.0, slow=lambda m, p: not p.endswith("?")).start()
+        ds2 = pyimgdir.image_dataset_from_directory(
+            {url!r}, storage_options={{"endpoint_url": proxy.url}}, image_size=(8, 8), batch_size=4,
+            format="numpy", verbose=False, requests_in_flight=16)
+        try:
+            print("iterating", flush=True)
+            for batch in ds2:
+                print("unexpected batch", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted {{time.time():.6f}}", flush=True)
+        print(f"in flight at the proxy: {{proxy.open_connections}}", flush=True)
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "iterating", line + proc.stderr.read()
+        time.sleep(1.5)  # requests are now waiting at the proxy
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = out.splitlines()
+    interrupted = [float(s.split()[1]) for s in lines if s.startswith("interrupted")]
+    assert interrupted, out + err
+    assert interrupted[0] - sent < 1.0, (interrupted[0] - sent, out, err)
+    assert proc.returncode == 0, err
