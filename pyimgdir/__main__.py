@@ -46,6 +46,10 @@ def _print_json(obj) -> None:
 
 
 def _check_dir(parser: argparse.ArgumentParser, directory: str) -> None:
+    from pyimgdir.remote import is_url
+
+    if is_url(directory):  # listed (and reported missing) by its filesystem
+        return
     if not os.path.exists(directory):
         parser.error(f"directory not found: {directory}")
     if not os.path.isdir(directory):

@@ -83,39 +83,47 @@ def read_header(path: str, max_pixels: Optional[int] = None) -> HeaderInfo:
     header) and returns its size, format, dimensions and colour layout when known."""
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(64)
-            if not head:
-                return HeaderInfo(size, "empty", problem="empty file (0 bytes)")
-            fmt = _core.sniff_format(head[:16])
-            info = HeaderInfo(size, fmt)
-            try:
-                if fmt == "JPEG":
-                    got = _jpeg_dims(f, head)
-                    if got:
-                        info.height, info.width = got[0], got[1]
-                        info.color = _JPEG_COLOR.get(got[2], f"{got[2]} components")
-                elif fmt == "PNG" and len(head) >= 26 and head[12:16] == b"IHDR":
-                    info.width, info.height = struct.unpack_from(">II", head, 16)
-                    info.color = _PNG_COLOR.get(head[25])
-                elif fmt == "GIF" and len(head) >= 10:
-                    info.width, info.height = struct.unpack_from("<HH", head, 6)
-                    info.color = "palette"
-                elif fmt == "BMP" and len(head) >= 18:
-                    (dib,) = struct.unpack_from("<I", head, 14)
-                    if dib == 12 and len(head) >= 26:
-                        w, h, _, bpp = struct.unpack_from("<HHHH", head, 18)
-                    elif dib >= 40 and len(head) >= 30:
-                        w, h, _, bpp = struct.unpack_from("<iiHH", head, 18)
-                    else:
-                        w = h = bpp = 0
-                    if w:
-                        info.width, info.height = abs(w), abs(h)
-                        info.color = _BMP_COLOR.get(bpp, f"{bpp} bits")
-            except (struct.error, IndexError, OSError):
-                pass
+            return _header_of(f, os.fstat(f.fileno()).st_size, max_pixels)
     except OSError as e:
         return HeaderInfo(0, "unreadable", problem=e.strerror or str(e))
+
+
+def header_of_bytes(data: bytes, max_pixels: Optional[int] = None) -> HeaderInfo:
+    """:func:`read_header` for an object already in memory (a fetched URL)."""
+    return _header_of(io.BytesIO(data), len(data), max_pixels)
+
+
+def _header_of(f, size: int, max_pixels: Optional[int]) -> HeaderInfo:
+    head = f.read(64)
+    if not head:
+        return HeaderInfo(size, "empty", problem="empty file (0 bytes)")
+    fmt = _core.sniff_format(head[:16])
+    info = HeaderInfo(size, fmt)
+    try:
+        if fmt == "JPEG":
+            got = _jpeg_dims(f, head)
+            if got:
+                info.height, info.width = got[0], got[1]
+                info.color = _JPEG_COLOR.get(got[2], f"{got[2]} components")
+        elif fmt == "PNG" and len(head) >= 26 and head[12:16] == b"IHDR":
+            info.width, info.height = struct.unpack_from(">II", head, 16)
+            info.color = _PNG_COLOR.get(head[25])
+        elif fmt == "GIF" and len(head) >= 10:
+            info.width, info.height = struct.unpack_from("<HH", head, 6)
+            info.color = "palette"
+        elif fmt == "BMP" and len(head) >= 18:
+            (dib,) = struct.unpack_from("<I", head, 14)
+            if dib == 12 and len(head) >= 26:
+                w, h, _, bpp = struct.unpack_from("<HHHH", head, 18)
+            elif dib >= 40 and len(head) >= 30:
+                w, h, _, bpp = struct.unpack_from("<iiHH", head, 18)
+            else:
+                w = h = bpp = 0
+            if w:
+                info.width, info.height = abs(w), abs(h)
+                info.color = _BMP_COLOR.get(bpp, f"{bpp} bits")
+    except (struct.error, IndexError, OSError):
+        pass
     if fmt == "unknown":
         info.problem = "unknown image file format (the first bytes are not JPEG, PNG, GIF or BMP)"
     elif fmt == "WebP":
@@ -161,6 +169,45 @@ def read_headers(
         raise
     pool.shutdown()
     return out
+
+
+def _remote_headers(store, paths: Sequence[str], max_pixels, progress) -> List[HeaderInfo]:
+    """Headers of URLs: each object fetched once (concurrently, with retries); a fetch that
+    fails is reported as unreadable with the status."""
+    from .remote import FetchError
+
+    out: List[Optional[HeaderInfo]] = [None] * len(paths)
+    done = 0
+    for i, result in store.fetch_blocking(paths):
+        if isinstance(result, FetchError):
+            out[i] = HeaderInfo(0, "unreadable", problem=result.reason)
+        else:
+            out[i] = header_of_bytes(result, max_pixels)
+        done += 1
+        if progress:
+            progress.update(done, len(paths))
+    return out  # type: ignore[return-value]
+
+
+def _remote_other_files(store, subdirs: Sequence[str], inferred: bool) -> Dict[str, Any]:
+    allowed = tuple(ALLOWLIST_FORMATS)
+    other: Counter = Counter()
+    top = 0
+    parts = [s for s in subdirs if s]
+    for rel in store.listing.files:
+        name = rel.rsplit("/", 1)[-1]
+        if inferred and "/" not in rel:
+            top += name.lower().endswith(allowed)
+            continue
+        if inferred and rel.split("/", 1)[0] not in parts:
+            continue
+        if not name.lower().endswith(allowed):
+            other[os.path.splitext(name)[1].lower() or name] += 1
+    return {
+        "other_extensions": sum(other.values()),
+        "other_extension_counts": dict(other.most_common()),
+        "top_level_images": top,
+    }
 
 
 def _stats(values: List[int]) -> Optional[Dict[str, float]]:
@@ -215,6 +262,8 @@ def scan_directory(directory: str, spec, *, check: bool = False, progress: Optio
     from .index import index_directory
     from .validate import validate_files
 
+    from .remote import RemoteOptions
+
     directory = os.fspath(directory)
     # With verbose=True the index shows its own progress on a terminal during long scans;
     # its "Found N files" line is not wanted here (the report says it), so it is captured.
@@ -227,20 +276,28 @@ def scan_directory(directory: str, spec, *, check: bool = False, progress: Optio
             follow_links=follow_links,
             verbose=show,
             num_threads=num_threads or 0,
+            remote=RemoteOptions.of(spec),
         )
     paths = index.file_paths
     class_names = list(index.class_names or [])
     subdirs = class_names if inferred else [""]
-    ignored = _other_files(directory, subdirs, follow_links, inferred)
+    store = index.store
+    if store is None:
+        ignored = _other_files(directory, subdirs, follow_links, inferred)
+    else:
+        ignored = _remote_other_files(store, subdirs, inferred)
 
     with Progress("Reading headers", len(paths), enabled=progress) as bar:
-        headers = read_headers(paths, max_pixels=max_pixels, num_threads=num_threads, progress=bar)
+        if store is None:
+            headers = read_headers(paths, max_pixels=max_pixels, num_threads=num_threads, progress=bar)
+        else:
+            headers = _remote_headers(store, paths, max_pixels, bar)
 
     bad: List[Tuple[int, str, str]] = []  # (file index, path, reason)
     if check:
         with Progress("Decoding", len(paths), enabled=progress) as bar:
             failures = validate_files(
-                paths, color_mode, max_pixels=max_pixels, num_threads=num_threads, progress=bar
+                paths, color_mode, max_pixels=max_pixels, num_threads=num_threads, progress=bar, store=store
             )
         where = {p: i for i, p in enumerate(paths)}
         bad = [(where.get(f.path, -1), f.path, f.reason) for f in failures]

@@ -233,6 +233,7 @@ class RemoteStore:
         self.protocol = url.split("://", 1)[0].lower()
         self.fs = _make_filesystem(self.protocol, self.options)
         self.root = self.fs._strip_protocol(url).rstrip("/")
+        self.listing: Optional[Listing] = None  # the last listing (index_remote)
         self.sizes: Dict[str, int] = {}  # URL -> size, from the listing
         self.stamps: Dict[str, str] = {}
         # Counters (requests issued, retried, failed for good), for reports and benchmarks.
@@ -501,6 +502,7 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
     each), extension-filtered case-insensitively. ``subdirs_inferred=False`` walks the
     whole tree as one part (top-level files and hidden directories included)."""
     listing = store.list_tree()
+    store.listing = listing
     exts = tuple(f.lower() for f in formats)
     if subdirs_inferred:
         if not listing.files and not listing.dirs and not store.exists():

@@ -494,3 +494,36 @@ def test_ctrl_c_returns_within_a_second_with_requests_in_flight(s3_server, s3_tr
     assert interrupted, out + err
     assert interrupted[0] - sent < 1.0, (interrupted[0] - sent, out, err)
     assert proc.returncode == 0, err
+
+
+# -- pyimgdir scan ----------------------------------------------------------------------------
+def test_scan_reports_a_url_like_its_local_copy(s3_server, s3_tree, monkeypatch):
+    from pyimgdir.api import load_spec
+    from pyimgdir.cli_scan import scan_directory
+
+    local, url = s3_tree
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    spec = load_spec()
+    s3_server.put(url.split("/")[2], "data/b/broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (local / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    for check in (False, True):
+        rem = scan_directory(url, spec, check=check, progress=False)
+        loc = scan_directory(str(local), spec, check=check, progress=False)
+        for key in ("files", "bytes", "classes", "formats", "color", "image_size", "file_size", "ignored"):
+            assert rem[key] == loc[key], key
+        assert [b["path"][len(url):] for b in rem["bad_files"]] == [b["path"][len(str(local)):] for b in loc["bad_files"]]
+        assert [b["reason"] for b in rem["bad_files"]] == [b["reason"] for b in loc["bad_files"]]
+        assert len(rem["bad_files"]) == (1 if check else 0)  # the header alone looks fine
+
+
+def test_scan_command_line_on_a_url(s3_server, s3_tree):
+    local, url = s3_tree
+    env = dict(os.environ, AWS_ENDPOINT_URL=s3_server.endpoint,
+               PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-m", "pyimgdir", "scan", "--check", "--json", url],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    report = json.loads(out.stdout)
+    assert report["files"] == 21 and report["directory"] == url and report["bad_files"] == []
