@@ -31,6 +31,7 @@ import numpy as np
 
 __all__ = ["is_url", "RemoteOptions", "RemoteStore", "FetchError"]
 
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per request
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 EXTRA_HINT = 'pip install "pyimgdir[cloud]"'
 
@@ -312,6 +313,9 @@ class RemoteStore:
             attempt += 1
             self.requests += 1
             try:
+                if _timeout is not None:
+                    async with _timeout(opts.request_timeout):
+                        return await self._get_once(path)
                 return await asyncio.wait_for(self._get_once(path), opts.request_timeout)
             except asyncio.CancelledError:
                 raise
@@ -375,12 +379,27 @@ async def _schedule(store: RemoteStore, positions: List[int], urls: Sequence[str
     runs). `deliver(position, bytes | FetchError)` is called on the loop thread as each
     completes; `poll_released()` lets the consumer's releases count before the cap check."""
     opts = store.options
-    pending: Dict[asyncio.Task, int] = {}
+    pending: Dict[asyncio.Future, int] = {}
+    finished: "asyncio.Queue[asyncio.Future]" = asyncio.Queue()
     nxt = 0
     n = len(positions)
 
-    async def one(pos: int):
-        return await store.fetch(urls[pos])
+    def handle(task) -> bool:
+        pos = pending.pop(task)
+        if task.cancelled():
+            return True
+        exc = task.exception()
+        if exc is None:
+            data = task.result()
+            need = max(int(sizes[pos]), 1)
+            if len(data) > need:
+                with cond:
+                    held[0] += len(data) - need
+            return deliver(pos, data) is not False
+        if not isinstance(exc, FetchError):
+            transient, status, detail = classify(exc)
+            exc = FetchError(urls[pos], status, detail, 1, transient)
+        return deliver(pos, exc) is not False
 
     try:
         while nxt < n or pending:
@@ -394,31 +413,20 @@ async def _schedule(store: RemoteStore, positions: List[int], urls: Sequence[str
                         blocked = True
                         break
                     held[0] += need
-                pending[asyncio.ensure_future(one(pos))] = pos
+                task = asyncio.ensure_future(store.fetch(urls[pos]))
+                pending[task] = pos
+                task.add_done_callback(finished.put_nowait)
                 nxt += 1
-            if pending:
-                done, _ = await asyncio.wait(
-                    list(pending), timeout=0.005 if blocked else None, return_when=asyncio.FIRST_COMPLETED
-                )
+            if pending and not blocked:
+                if not handle(await finished.get()):
+                    return
             else:
-                done = set()
-                await asyncio.sleep(0.002)  # everything fetched is still held: wait for releases
-            for task in done:
-                pos = pending.pop(task)
-                exc = task.exception()
-                if exc is None:
-                    data = task.result()
-                    need = max(int(sizes[pos]), 1)
-                    with cond:
-                        held[0] += len(data) - need if len(data) > need else 0
-                    if deliver(pos, data) is False:
-                        return
-                else:
-                    if not isinstance(exc, FetchError):
-                        transient, status, detail = classify(exc)
-                        exc = FetchError(urls[pos], status, detail, 1, transient)
-                    if deliver(pos, exc) is False:
-                        return
+                # over the bytes cap (or all fetched and held): the consumer's releases
+                # are polled, completions handled as they come
+                await asyncio.sleep(0.002)
+            while not finished.empty():
+                if not handle(finished.get_nowait()):
+                    return
     finally:
         for task in pending:
             task.cancel()
