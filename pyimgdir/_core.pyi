@@ -108,6 +108,14 @@ class EpochIterator:
         """
     def close(self) -> None:
         """Stops the epoch's work and waits for the threads to let go of it."""
+    def feed(self, position: int, data: Any, /) -> bool:
+        """(Iterators made with ``fed=True``.) The encoded bytes of ``position`` (any object
+        with the buffer protocol; kept, not copied, until decoded). False once closed."""
+    def feed_failure(self, position: int, reason: str, /) -> bool:
+        """(``fed=True``.) ``position`` could not be fetched: it fails like an unreadable file."""
+    def release_fed(self) -> List[int]:
+        """(``fed=True``.) Lets go of the buffers the decode threads are done with; returns
+        their positions."""
     @property
     def num_batches(self) -> int: ...
 
@@ -143,9 +151,10 @@ class Loader:
     def __len__(self) -> int: ...
     @property
     def config(self) -> LoaderConfig: ...
-    def iterate(self, order: ArrayLike, batch_size: int, epoch: int = 0) -> EpochIterator:
+    def iterate(self, order: ArrayLike, batch_size: int, epoch: int = 0, fed: bool = False) -> EpochIterator:
         """Starts an epoch over the file indices in ``order``, ``batch_size`` at a time;
-        ``epoch`` keys the random crops and flips."""
+        ``epoch`` keys the random crops and flips. With ``fed`` the threads decode bytes given
+        to :meth:`EpochIterator.feed` instead of reading the files."""
     def load(self, index: int, epoch: int = 0) -> Union[NDArray[np.float32], NDArray[np.uint8]]:
         """One file, decoded and resized into a new array. Raises :class:`pyimgdir.ImageLoadError`."""
     def augments(self, files: ArrayLike, epoch: int) -> _Augments:
