@@ -111,21 +111,27 @@ def _cpu():
     return t.user + t.system
 
 
-def run_pyimgdir(directory, epochs, **extra):
+def run_pyimgdir(directory, epochs, server=None, **extra):
     import numpy as np
 
     import pyimgdir
 
     ds = pyimgdir.image_dataset_from_directory(directory, **KW, **extra)
-    rates, cpu = [], []
+    rates, cpu, server_cpu = [], [], []
     for _ in range(epochs):
+        s0 = server.call("stats")["cpu_s"] if server else 0.0
         t, c, n = time.perf_counter(), _cpu(), 0
         for x, _ in ds:
             float(np.asarray(x)[:, ::16, ::16].sum())  # the consumer reads the batch
             n += len(x)
         rates.append(n / (time.perf_counter() - t))
         cpu.append((_cpu() - c) / n * 1000)
-    return {"images_per_s": rates, "cpu_ms_per_image": cpu, "files": n}
+        if server:
+            server_cpu.append((server.call("stats")["cpu_s"] - s0) / n * 1000)
+    out = {"images_per_s": rates, "cpu_ms_per_image": cpu, "files": n}
+    if server:
+        out["server_cpu_ms_per_image"] = server_cpu
+    return out
 
 
 def run_plain_loop(url, endpoint, limit):
@@ -150,6 +156,28 @@ def run_plain_loop(url, endpoint, limit):
             "files": len(paths)}
 
 
+def measure_listing(server, count):
+    """Lists a bucket of `count` objects in 100 class folders: wall time, requests, and the
+    CPU time of this process (s3fs/botocore parsing, pyimgdir's indexing) and of the server."""
+    server.call("populate", ("big", count))
+    import pyimgdir
+
+    before = server.call("stats")
+    t, c = time.perf_counter(), _cpu()
+    ds = pyimgdir.image_dataset_from_directory(
+        "s3://big/d", storage_options={"endpoint_url": server.endpoint(0)}, **KW)
+    wall, client_cpu = time.perf_counter() - t, _cpu() - c
+    after = server.call("stats")
+    assert len(ds.file_paths) == count, len(ds.file_paths)
+    listing = {"objects": count, "classes": len(ds.class_names), "wall_s": round(wall, 2),
+               "client_cpu_s": round(client_cpu, 2),
+               "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
+               "requests": after["requests"][0] - before["requests"][0]}
+    print(f"\nlisting {count} objects: {wall:.1f} s wall, {listing['requests']} requests; "
+          f"client CPU {client_cpu:.1f} s, server CPU {listing['server_cpu_s']:.1f} s", flush=True)
+    return listing
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="photos")
@@ -159,6 +187,8 @@ def main() -> int:
     ap.add_argument("--plain-seconds", type=float, default=8.0, help="about how long each plain loop runs")
     ap.add_argument("--list-objects", type=int, default=100_000)
     ap.add_argument("--json", default=str(HERE / "results" / "remote.json"))
+    ap.add_argument("--listing-only", action="store_true",
+                    help="measure only the listing and update the 'listing' entry of --json")
     args = ap.parse_args()
     os.environ.update(S3_ENV)
     root = Path(args.dataset) if os.path.isdir(args.dataset) else HERE / "data" / args.dataset
@@ -168,6 +198,17 @@ def main() -> int:
 
         root = ensure(args.dataset, HERE / "data")
     latencies = [int(v) for v in args.latencies.split(",")]
+    if args.listing_only:
+        server = Server([0])
+        try:
+            listing = measure_listing(server, args.list_objects)
+        finally:
+            server.stop()
+        out = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+        out["listing"] = listing
+        Path(args.json).write_text(json.dumps(out, indent=1))
+        print(f"updated {args.json}")
+        return 0
     server = Server(latencies)
     try:
         files = server.call("upload", (str(root), "bench", "data"))
@@ -178,14 +219,17 @@ def main() -> int:
         def record(name, result):
             rows.setdefault(name, []).append(result)
             r = result
+            extra = ""
+            if "server_cpu_ms_per_image" in r:
+                extra = f", {statistics.median(r['server_cpu_ms_per_image']):.2f} ms in the S3 server"
             print(f"  {name:<28} {statistics.median(r['images_per_s']):8.1f} img/s  "
-                  f"{statistics.median(r['cpu_ms_per_image']):6.2f} ms CPU/img (this process)", flush=True)
+                  f"{statistics.median(r['cpu_ms_per_image']):6.2f} ms CPU/img (this process{extra})", flush=True)
 
         for rnd in range(args.rounds):
             print(f"round {rnd + 1}/{args.rounds}", flush=True)
             record("local disk", run_pyimgdir(str(root), args.epochs))
             for lat in latencies:
-                record(f"s3 {lat} ms", run_pyimgdir(url, args.epochs,
+                record(f"s3 {lat} ms", run_pyimgdir(url, args.epochs, server,
                                                      storage_options={"endpoint_url": server.endpoint(lat)}))
             record("local disk", run_pyimgdir(str(root), args.epochs))
         for lat in latencies:
@@ -198,37 +242,27 @@ def main() -> int:
             return statistics.median(v for r in rows[name] for v in r["images_per_s"])
 
         local = med("local disk")
+        def med_of(name, key):
+            vals = [v for r in rows[name] for v in r.get(key, [])]
+            return round(statistics.median(vals), 2) if vals else None
+
         table = []
         for lat in latencies:
             s3 = med(f"s3 {lat} ms")
             plain = med(f"plain loop {lat} ms")
             table.append({"latency_ms": lat, "pyimgdir_s3": round(s3, 1), "pyimgdir_local": round(local, 1),
                           "plain_loop": round(plain, 1), "s3_vs_local": round(s3 / local, 3),
-                          "s3_vs_plain": round(s3 / plain, 1)})
-        print("\nlatency  pyimgdir s3://  local disk  s3/local  plain loop")
+                          "s3_vs_plain": round(s3 / plain, 1),
+                          "s3_client_cpu_ms_per_image": med_of(f"s3 {lat} ms", "cpu_ms_per_image"),
+                          "s3_server_cpu_ms_per_image": med_of(f"s3 {lat} ms", "server_cpu_ms_per_image"),
+                          "local_cpu_ms_per_image": med_of("local disk", "cpu_ms_per_image")})
+        print("\nlatency  pyimgdir s3://  local disk  s3/local  plain loop   CPU ms/img: s3 client, server, local")
         for t in table:
             print(f"{t['latency_ms']:>5} ms  {t['pyimgdir_s3']:>12.1f}  {t['pyimgdir_local']:>10.1f}  "
-                  f"{t['s3_vs_local']:>7.0%}  {t['plain_loop']:>10.1f}")
+                  f"{t['s3_vs_local']:>7.0%}  {t['plain_loop']:>10.1f}   {t['s3_client_cpu_ms_per_image']}, "
+                  f"{t['s3_server_cpu_ms_per_image']}, {t['local_cpu_ms_per_image']}")
 
-        # listing
-        listing = None
-        if args.list_objects:
-            server.call("populate", ("big", args.list_objects))
-            import pyimgdir
-
-            before = server.call("stats")
-            t, c = time.perf_counter(), _cpu()
-            ds = pyimgdir.image_dataset_from_directory(
-                "s3://big/d", storage_options={"endpoint_url": server.endpoint(0)}, **KW)
-            wall, client_cpu = time.perf_counter() - t, _cpu() - c
-            after = server.call("stats")
-            assert len(ds.file_paths) == args.list_objects, len(ds.file_paths)
-            listing = {"objects": args.list_objects, "classes": len(ds.class_names), "wall_s": round(wall, 2),
-                       "client_cpu_s": round(client_cpu, 2),
-                       "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
-                       "requests": after["requests"][0] - before["requests"][0]}
-            print(f"\nlisting {args.list_objects} objects: {wall:.1f} s wall, {listing['requests']} requests; "
-                  f"client CPU {client_cpu:.1f} s, server CPU {listing['server_cpu_s']:.1f} s", flush=True)
+        listing = measure_listing(server, args.list_objects) if args.list_objects else None
     finally:
         server.stop()
 

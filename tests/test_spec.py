@@ -26,6 +26,8 @@ OTHER_FIELDS = {
     "labels", "class_names", "follow_links", "verbose", "shuffle", "seed", "validation_split",
     "subset", "label_mode", "batch_size", "format", "num_threads", "prefetch", "pin_memory",
     "on_error", "validate", "shard", "shard_remainder", "initial_state", "cache",
+    # URL directories: how bytes are fetched, never what they decode to
+    "storage_options", "requests_in_flight", "bytes_in_flight", "request_timeout", "retries",
 }
 
 
