@@ -527,3 +527,29 @@ def test_scan_command_line_on_a_url(s3_server, s3_tree):
 
     report = json.loads(out.stdout)
     assert report["files"] == 21 and report["directory"] == url and report["bad_files"] == []
+
+
+def test_file_cache_notices_a_changed_object(s3_server, s3_tree, proxied, tmp_path, rng):
+    from conftest import encode, photo_like
+
+    local, url = s3_tree
+    bucket = url.split("/")[2]
+    proxy = proxied()
+    kw = dict(KW, shuffle=False, cache=str(tmp_path / "c.cache"))
+    ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), **kw)
+    _epochs(ds)
+    changed = ds.file_paths[3]
+    new = encode(photo_like(rng, 30, 33), "PNG" if changed.lower().endswith(".png") else "JPEG")
+    s3_server.put(bucket, changed.split("/", 3)[3], new)
+    (local / changed[len(url) + 1:]).write_bytes(new)
+    proxy.reset_counts()
+    again = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), **kw)
+    assert proxy.requests_for(_is_object_get) == 0  # listing only
+    got = _epochs(again)
+    # its ETag changed, so its entry is stale: that epoch is read again (as for local files,
+    # a cache serves an epoch only when it holds every sample of it), with the new pixels
+    assert proxy.requests_for(_is_object_get) == len(ds.file_paths)
+    _assert_same_epochs(got, _epochs(pyimgdir.image_dataset_from_directory(str(local), **dict(kw, cache=None))))
+    proxy.reset_counts()
+    _assert_same_epochs(_epochs(again), got)
+    assert proxy.requests_for(lambda m, p: True) == 0
