@@ -77,6 +77,8 @@ class FaultProxy:
         self.faults_by_path: Counter = Counter()
         self.served = 0  # requests answered with the upstream's response
         self.open_connections = 0
+        self.in_flight = 0  # requests received and not yet answered
+        self.max_in_flight = 0
         self._server: Optional[socketserver.ThreadingTCPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -125,6 +127,7 @@ class FaultProxy:
             self.faults.clear()
             self.faults_by_path.clear()
             self.served = 0
+            self.max_in_flight = self.in_flight
 
     def requests_for(self, predicate: Callable[[str, str], bool]) -> int:
         with self.lock:
@@ -147,45 +150,14 @@ class FaultProxy:
                 with self.lock:
                     self.counts[key] += 1
                     kind = self._draw(method, key[1])
-                if self.latency and self.slow(method, key[1]):
-                    time.sleep(self.latency)
-                if kind == "drop":
-                    _reset(sock)
-                    return
-                if kind in ("503", "429", "403"):
-                    body_out, reason = _CANNED[kind]
-                    head = _response_head(int(kind), reason, [("Content-Type", "application/xml")], len(body_out))
-                    sock.sendall(head + body_out)
-                    continue
-                if kind == "stall":
-                    time.sleep(self.stall_seconds)
-                    _reset(sock)
-                    return
-                fwd = [(k, v) for k, v in headers if k.lower() not in ("connection", "keep-alive")]
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                    for k, v in fwd:
-                        upstream.putheader(k, v)
-                    upstream.endheaders(body if body else None)
-                    resp = upstream.getresponse()
-                    data = resp.read()
-                except (OSError, http.client.HTTPException):
-                    upstream.close()
-                    _reset(sock)
-                    return
-                drop = {"transfer-encoding", "connection", "keep-alive"}
-                if method != "HEAD":
-                    drop.add("content-length")  # the body is re-sent whole (de-chunked)
-                out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in drop]
-                head = _response_head(resp.status, resp.reason, out_headers,
-                                      None if method == "HEAD" else len(data))
-                if kind == "cut" and len(data) > 1:
-                    sock.sendall(head + data[: len(data) // 2])
-                    _reset(sock)
-                    return
-                sock.sendall(head + (b"" if method == "HEAD" else data))
-                with self.lock:
-                    self.served += 1
+                    if not self._answer(sock, upstream, method, target, headers, body, key, kind):
+                        return
+                finally:
+                    with self.lock:
+                        self.in_flight -= 1
         except OSError:
             return
         finally:
@@ -196,6 +168,49 @@ class FaultProxy:
                 pass
             with self.lock:
                 self.open_connections -= 1
+
+    def _answer(self, sock, upstream, method, target, headers, body, key, kind) -> bool:
+        """Answers one request; False when the connection was closed."""
+        if self.latency and self.slow(method, key[1]):
+            time.sleep(self.latency)
+        if kind == "drop":
+            _reset(sock)
+            return False
+        if kind in ("503", "429", "403"):
+            body_out, reason = _CANNED[kind]
+            head = _response_head(int(kind), reason, [("Content-Type", "application/xml")], len(body_out))
+            sock.sendall(head + body_out)
+            return True
+        if kind == "stall":
+            time.sleep(self.stall_seconds)
+            _reset(sock)
+            return False
+        fwd = [(k, v) for k, v in headers if k.lower() not in ("connection", "keep-alive")]
+        try:
+            upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for k, v in fwd:
+                upstream.putheader(k, v)
+            upstream.endheaders(body if body else None)
+            resp = upstream.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            upstream.close()
+            _reset(sock)
+            return False
+        drop = {"transfer-encoding", "connection", "keep-alive"}
+        if method != "HEAD":
+            drop.add("content-length")  # the body is re-sent whole (de-chunked)
+        out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in drop]
+        head = _response_head(resp.status, resp.reason, out_headers,
+                              None if method == "HEAD" else len(data))
+        if kind == "cut" and len(data) > 1:
+            sock.sendall(head + data[: len(data) // 2])
+            _reset(sock)
+            return False
+        sock.sendall(head + (b"" if method == "HEAD" else data))
+        with self.lock:
+            self.served += 1
+        return True
 
     def _draw(self, method: str, path: str) -> Optional[str]:
         if not any(self.p.values()) or not self.faulty(method, path):

@@ -553,3 +553,25 @@ def test_file_cache_notices_a_changed_object(s3_server, s3_tree, proxied, tmp_pa
     proxy.reset_counts()
     _assert_same_epochs(_epochs(again), got)
     assert proxy.requests_for(lambda m, p: True) == 0
+
+
+def test_requests_in_flight_and_the_bytes_cap(s3_server, proxied, make_tree):
+    local = make_tree({"a": 40, "b": 40}, ext=".png", size_range=(60, 61))  # ~equal sizes
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.upload_tree(local, bucket, "d")
+    sizes = [p.stat().st_size for p in local.rglob("*.png")]
+    proxy = proxied(latency=0.15, slow=lambda m, p: not p.endswith("?"))
+    url = f"s3://{bucket}/d"
+    runs = {}
+    for name, extra in {"default": {}, "16 requests": dict(requests_in_flight=16),
+                        "cap of 3 objects": dict(bytes_in_flight=3 * max(sizes))}.items():
+        ds = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), prefetch=1, **KW, **extra)
+        proxy.reset_counts()
+        _epochs(ds)
+        runs[name] = proxy.max_in_flight
+    # the decode window alone (prefetch=1: 4 images) would allow 4; fetching runs far ahead
+    assert runs["default"] > 16, runs
+    assert runs["16 requests"] == 16, runs
+    assert 1 <= runs["cap of 3 objects"] <= 3, runs
+    print("\nmost requests in flight at once:", runs)
