@@ -207,7 +207,27 @@ class BatchSource:
         bs = self.batch_size or 1
         full = self.epoch_order(int(epoch)) if order is None else np.asarray(order, dtype=np.int64)
         order = full[int(start_batch) * bs :]
+        if self.store is not None:
+            return {"file_index": order, **self._remote_augments(order, int(epoch))}
         return {"file_index": order, **self._loader.augments(order, int(epoch))}
+
+    def _remote_augments(self, order: np.ndarray, epoch: int) -> dict:
+        """crop_boxes for URLs: the headers come from the fetched objects."""
+        from .cli_scan import header_of_bytes
+        from .remote import FetchError
+
+        urls = [self.file_paths[i] for i in order.tolist()]
+        heights = np.zeros(len(urls), dtype=np.int64)
+        widths = np.zeros(len(urls), dtype=np.int64)
+        for i, data in self.store.fetch_blocking(urls):
+            if isinstance(data, FetchError):
+                raise _core.DecodeError(str(data))
+            h = header_of_bytes(data)
+            if h.height is None or h.width is None:
+                raise _core.DecodeError(f"{urls[i]}: cannot read the image size from its header")
+            heights[i], widths[i] = h.height, h.width
+        return {**_core.draw_augments(self._loader.config, epoch, order, heights, widths),
+                "image_height": heights, "image_width": widths}
 
     def _raw_batches(self, order: np.ndarray, block: int, epoch: int = 0):
         """(images, positions in `order`) per core batch, failures dropped and reported."""

@@ -579,3 +579,15 @@ def test_requests_in_flight_and_the_bytes_cap(s3_server, proxied, make_tree):
     assert runs["16 requests"] == 16, runs
     assert 1 <= runs["cap of 3 objects"] <= 3, runs
     print("\nmost requests in flight at once:", runs)
+
+
+def test_training_crops_and_flips_over_a_url(s3_server, s3_tree):
+    local, url = s3_tree
+    kw = dict(KW, seed=12, random_resized_crop=True, random_flip="horizontal")
+    rem = pyimgdir.image_dataset_from_directory(url, **_s3(s3_server.endpoint), **kw)
+    loc = pyimgdir.image_dataset_from_directory(str(local), **kw)
+    _assert_same_epochs(_epochs(rem, 2), _epochs(loc, 2))
+    rb, lb = rem.crop_boxes(1), loc.crop_boxes(1)
+    assert rb.keys() == lb.keys()
+    for k in lb:
+        np.testing.assert_array_equal(rb[k], lb[k])
