@@ -20,6 +20,15 @@ from .validate import validate_files
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # format="grain"'s dataset type, imported on first use (Grain is optional).
+    if name in ("GrainDataset", "GrainDatasetIterator"):
+        from . import grain_data
+
+        return getattr(grain_data, name)
+    raise AttributeError(f"module 'pyimgdir' has no attribute {name!r}")
+
 __all__ = [
     "image_dataset_from_directory",
     "crop_boxes",

@@ -171,6 +171,8 @@ def test_subset_both_and_shuffle_once_by_seed(keras, mixed_tree):
     k_train, k_val = keras_grain(mixed_tree, **kw)
     p_train, p_val = ours(mixed_tree, **kw)
     assert isinstance(p_train, grain.IterDataset) and isinstance(p_val, grain.IterDataset)
+    assert isinstance(p_train, pyimgdir.GrainDataset)
+    assert isinstance(iter(p_train), grain.DatasetIterator)
     first = assert_same(k_train, p_train)
     assert_same(k_val, p_val)
     # Keras' grain path shuffles once, by seed: every epoch has the same order.
