@@ -204,8 +204,7 @@ def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optiona
     from torchvision import datasets, transforms
 
     workers = threads or os.cpu_count()
-    tf = transforms.Compose([transforms.Resize((spec.height, spec.width), antialias=False),
-                             transforms.PILToTensor()])
+    tf = transforms.Compose([transforms.Resize((spec.height, spec.width)), transforms.PILToTensor()])
     ds = datasets.ImageFolder(directory, transform=tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=spec.batch_size, shuffle=False, num_workers=workers,
                                      persistent_workers=True, prefetch_factor=2)
@@ -215,8 +214,9 @@ def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optiona
             yield _touch(x.float().numpy(), state)
 
     state["child_cpu_s"] = children_cpu_s
-    return Loader(epoch, f"torchvision {torchvision.__version__} ImageFolder (PIL decode, Resize bilinear "
-                         f"no antialias) + DataLoader(num_workers={workers}), uint8 CHW -> float",
+    return Loader(epoch, f"torchvision {torchvision.__version__} ImageFolder (PIL decode, Resize bilinear, "
+                         f"antialiased as PIL always is) + PILToTensor + DataLoader(num_workers={workers}), "
+                         "uint8 CHW -> float",
                   threads=workers)
 
 
@@ -296,13 +296,16 @@ def pyimgdir_has_downscale() -> bool:
 
 
 def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[int] = None,
-                    format: str = "numpy", dtype: Optional[str] = None, downscale: bool = False, **_) -> Loader:
+                    format: str = "numpy", dtype: Optional[str] = None, downscale: bool = False,
+                    data_format: Optional[str] = None, **_) -> Loader:
     import pyimgdir
 
     kw = dict(image_size=(spec.height, spec.width), batch_size=spec.batch_size, shuffle=False,
               interpolation="bilinear", verbose=False, format=format, dtype=dtype, num_threads=threads)
     if downscale:
         kw["jpeg_downscale"] = True
+    if data_format:
+        kw["data_format"] = data_format
     ds = pyimgdir.image_dataset_from_directory(directory, **kw)
     if format == "tf":
         def epoch():
@@ -326,11 +329,46 @@ def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[i
         what.append(f'dtype="{dtype}"')
     if downscale:
         what.append("jpeg_downscale=True")
+    if data_format:
+        what.append(f'data_format="{data_format}"')
     what.append(f"num_threads={threads or 'default'}")
     if format == "grain":
         what.append(f"{keras.backend.backend()} backend")
     return Loader(epoch, f"pyimgdir {pyimgdir.__version__} image_dataset_from_directory({', '.join(what)})",
                   threads=threads)
+
+
+def torch_dataset_loader(directory: str, spec: Spec, state: dict, threads: Optional[int] = None,
+                         workers: int = 0, oversubscribe: bool = False, **_) -> Loader:
+    """pyimgdir.TorchDataset under torch's DataLoader, as the README shows it: batches made
+    by pyimgdir (batch_size=None in the DataLoader), consumed as torch tensors. workers=0:
+    pyimgdir's threads in the training process; workers=N: N DataLoader processes, each
+    with its own loader (TorchDataset gives each cores/N threads unless num_threads is set;
+    `oversubscribe` sets num_threads=cores in every worker, the setup that splits nothing)."""
+    import torch
+
+    import pyimgdir
+
+    kw = dict(image_size=(spec.height, spec.width), batch_size=spec.batch_size, shuffle=False,
+              interpolation="bilinear")
+    cores = os.cpu_count() or 1
+    if threads:
+        kw["num_threads"] = threads
+    elif oversubscribe:
+        kw["num_threads"] = cores
+    ds = pyimgdir.TorchDataset(directory, **kw)
+    nw = workers if workers >= 0 else cores
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=nw,
+                                     persistent_workers=nw > 0, prefetch_factor=2 if nw > 0 else None)
+
+    def epoch():
+        for x, y in dl:
+            yield _touch(x.numpy(), state)
+
+    how = f"num_workers={nw}" + (f", num_threads={kw['num_threads']} in each" if "num_threads" in kw else
+                                 (", TorchDataset's default threads per worker" if nw else ", pyimgdir threads in-process"))
+    return Loader(epoch, f"pyimgdir {pyimgdir.__version__} TorchDataset + torch {torch.__version__} "
+                         f"DataLoader(batch_size=None, {how}), float32 NHWC tensors", threads=kw.get("num_threads"))
 
 
 # ----------------------------------------------------------------------------- table
@@ -353,6 +391,12 @@ LOADERS = {
     "pyimgdir grain": (pyimgdir_loader, {"format": "grain", "backend": "tensorflow"}, "pyimgdir"),
     "keras grain jax": (keras_grain_loader, {"backend": "jax"}, "anchor"),
     "pyimgdir grain jax": (pyimgdir_loader, {"format": "grain", "backend": "jax"}, "pyimgdir"),
+    "pyimgdir numpy channels_first": (pyimgdir_loader, {"format": "numpy", "data_format": "channels_first"},
+                                      "pyimgdir"),
+    "torch TorchDataset threads": (torch_dataset_loader, {"workers": 0}, "torch"),
+    "torch TorchDataset workers": (torch_dataset_loader, {"workers": -1}, "torch"),
+    "torch TorchDataset workers oversubscribed": (torch_dataset_loader, {"workers": -1, "oversubscribe": True},
+                                                  "torch"),
 }
 
 
@@ -362,8 +406,9 @@ from loaders_train import TRAIN_LOADERS, TRAIN_NEEDS  # noqa: E402
 LOADERS.update(TRAIN_LOADERS)
 
 
-def available(name: str) -> Optional[str]:
-    """None if loader `name` can run here, else the reason it cannot."""
+def available(name: str, python: Optional[str] = None) -> Optional[str]:
+    """None if loader `name` can run here (with interpreter `python` if given), else the
+    reason it cannot."""
     import importlib.util
 
     need = {
@@ -379,7 +424,18 @@ def available(name: str) -> Optional[str]:
         "pyimgdir grain": ["keras", "grain", "tensorflow"],
         "keras grain jax": ["keras", "grain", "jax"],
         "pyimgdir grain jax": ["keras", "grain", "jax"],
+        "torch TorchDataset threads": ["torch"],
+        "torch TorchDataset workers": ["torch"],
+        "torch TorchDataset workers oversubscribed": ["torch"],
     }.get(name, [])
+    if python:
+        import subprocess
+
+        p = subprocess.run([python, "-c", "import " + ", ".join(need or ["sys"])], capture_output=True, text=True)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            return f"{python} cannot import {', '.join(need)}: {last}"
+        return None
     missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:
         return f"not installed: {', '.join(missing)}"

@@ -67,6 +67,43 @@ def test_dataloader_workers_cover_the_epoch(tree, workers):
     assert sorted(again) == sorted(seen) and again != seen
 
 
+def test_workers_split_the_cores(tree, tmp_path, monkeypatch):
+    # Each DataLoader worker builds its own loader; unless num_threads is given, it gets
+    # cores // num_workers threads (recorded here by wrapping the dataset call the workers make).
+    import pyimgdir.api as api
+
+    real = api.image_dataset_from_directory
+
+    def recording(*a, **kw):
+        info = torch.utils.data.get_worker_info()
+        (tmp_path / f"{os.getpid()}.txt").write_text(f"{info.num_workers if info else 0} {kw.get('num_threads')}")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(api, "image_dataset_from_directory", recording)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    ds = pyimgdir.TorchDataset(tree, **args())
+    assert set(ids(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=3))) == set(range(N))
+    seen = sorted(p.read_text() for p in tmp_path.glob("*.txt"))
+    assert sorted(set(seen)) == ["0 None", "3 2"]  # parent: pyimgdir's default; each of 3 workers: 8 // 3
+    assert seen.count("3 2") == 3
+
+    for p in tmp_path.glob("*.txt"):
+        p.unlink()
+    ds = pyimgdir.TorchDataset(tree, **args(num_threads=1))
+    ids(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2))
+    assert {p.read_text() for p in tmp_path.glob("*.txt")} == {"0 1", "2 1"}  # given: kept as it is
+
+
+def test_threads_per_worker():
+    from types import SimpleNamespace
+
+    from pyimgdir.torch_data import _cores, threads_per_worker
+
+    assert threads_per_worker(None) is None
+    assert threads_per_worker(SimpleNamespace(num_workers=1)) == _cores()
+    assert threads_per_worker(SimpleNamespace(num_workers=4 * _cores())) == 1
+
+
 def test_set_epoch_reproducible(tree):
     ds = pyimgdir.TorchDataset(tree, **args())
     ds.set_epoch(3)

@@ -321,6 +321,19 @@ void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scra
                      cfg.interpolation, scratch.floats);
         return;
     }
+    if (cfg.channels_first && cfg.interpolation == Interpolation::Bilinear) {
+        // Straight into the planes: no HWC scratch image and no transpose pass.
+        const size_t off = static_cast<size_t>(dst.y) * tw + dst.x;
+        if (cfg.output == OutputType::Float32) {
+            float* o = reinterpret_cast<float*>(out);
+            if (cfg.fit == Fit::Pad) std::memset(o, 0, plane * C * sizeof(float));
+            resize_bilinear_planar(src_ptr, src.h, src.w, C, src_stride, o + off, dst.h, dst.w, tw, plane);
+        } else {
+            if (cfg.fit == Fit::Pad) std::memset(out, 0, plane * C);
+            resize_bilinear_planar(src_ptr, src.h, src.w, C, src_stride, out + off, dst.h, dst.w, tw, plane);
+        }
+        return;
+    }
     // Float path. Straight into the output when it is float32 HWC; through scratch otherwise.
     const bool direct = cfg.output == OutputType::Float32 && !cfg.channels_first;
     float* f;

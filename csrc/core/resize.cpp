@@ -185,19 +185,70 @@ void bilinear_lerp_u8(const float* __restrict top, const float* __restrict bot, 
     for (; j < n; ++j) out[j] = round_to_u8(top[j] + (bot[j] - top[j]) * t);
 }
 
+// Channels-first output: the vertical blend of one row, written as `c` plane rows (channel k
+// of pixel x to out[k * plane + x]) instead of interleaved. The same float operations per
+// value as bilinear_lerp, so the same values; only where they are stored differs.
+void bilinear_lerp_planar(const float* __restrict top, const float* __restrict bot, float t,
+                          float* __restrict out, int ow, int c, size_t plane, bool stream) {
+    int x = 0;
+#ifdef PYIMGDIR_SSE_ROWS
+    if (c == 3) {
+        // 4 pixels (12 values) at a time: blend, then shuffle RGBRGBRGBRGB into RRRR GGGG BBBB
+        // (pure data movement). Non-temporal stores where the plane rows are 16-byte aligned.
+        float* o0 = out;
+        float* o1 = out + plane;
+        float* o2 = out + 2 * plane;
+        const bool nt = stream && ((reinterpret_cast<uintptr_t>(o0) | reinterpret_cast<uintptr_t>(o1) |
+                                    reinterpret_cast<uintptr_t>(o2)) & 15) == 0;
+        const __m128 tt = _mm_set1_ps(t);
+        auto blend = [&](int k) {
+            const __m128 a = _mm_loadu_ps(top + k);
+            return _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(bot + k), a), tt));
+        };
+        for (; x + 4 <= ow; x += 4) {
+            const __m128 a = blend(3 * x), b = blend(3 * x + 4), cc = blend(3 * x + 8);
+            // a = r0 g0 b0 r1, b = g1 b1 r2 g2, cc = b2 r3 g3 b3
+            const __m128 r = _mm_shuffle_ps(a, _mm_shuffle_ps(b, cc, _MM_SHUFFLE(1, 1, 2, 2)), _MM_SHUFFLE(2, 0, 3, 0));
+            const __m128 g = _mm_shuffle_ps(_mm_shuffle_ps(a, b, _MM_SHUFFLE(0, 0, 1, 1)),
+                                            _mm_shuffle_ps(b, cc, _MM_SHUFFLE(2, 2, 3, 3)), _MM_SHUFFLE(2, 0, 2, 0));
+            const __m128 bl = _mm_shuffle_ps(_mm_shuffle_ps(a, b, _MM_SHUFFLE(1, 1, 2, 2)),
+                                             _mm_shuffle_ps(cc, cc, _MM_SHUFFLE(3, 3, 0, 0)), _MM_SHUFFLE(2, 0, 2, 0));
+            if (nt) {
+                _mm_stream_ps(o0 + x, r);
+                _mm_stream_ps(o1 + x, g);
+                _mm_stream_ps(o2 + x, bl);
+            } else {
+                _mm_storeu_ps(o0 + x, r);
+                _mm_storeu_ps(o1 + x, g);
+                _mm_storeu_ps(o2 + x, bl);
+            }
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; x < ow; ++x)
+        for (int k = 0; k < c; ++k) {
+            const size_t j = static_cast<size_t>(x) * c + k;
+            out[k * plane + x] = top[j] + (bot[j] - top[j]) * t;
+        }
+}
+
 // The bilinear resize, writing either float32 (dst_f) or rounded uint8 (dst_u8).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride, bool may_stream = true);
+                         int oh, int ow, size_t dst_stride, bool may_stream = true, size_t plane = 0);
 
 void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
                      int oh, int ow, size_t dst_stride, bool may_stream) {
-    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride, may_stream);
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride, may_stream, 0);
 }
 
+// plane > 0: channels-first output, channel k at dst + k * plane (dst_stride is then the
+// row stride within a plane); plane == 0: interleaved (HWC).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride, bool may_stream) {
+                         int oh, int ow, size_t dst_stride, bool may_stream, size_t plane) {
     const auto ys = bilinear_taps(h, oh);
     const RowTaps xs = row_taps(w, ow, c);
     const int n = ow * c;
@@ -205,6 +256,7 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
     // output rows share source rows, and the current source row widened to float.
     std::vector<float> buf0(static_cast<size_t>(n) + 1), buf1(static_cast<size_t>(n) + 1);
     std::vector<float> wide(static_cast<size_t>(w) * c + 1);
+    std::vector<uint8_t> u8row(plane && !std::is_same_v<Out, float> ? static_cast<size_t>(n) : 0);
     float* rows[2] = {buf0.data(), buf1.data()};
     int which[2] = {-1, -1};  // source row held by rows[0], rows[1]
 #ifdef PYIMGDIR_SSE_ROWS
@@ -235,6 +287,21 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
         }
         const float* top = rows[ts];
         const float* bot = rows[bs];
+        if (plane) {
+            Out* o = dst + static_cast<size_t>(y) * dst_stride;
+            if constexpr (std::is_same_v<Out, float>) {
+#ifdef PYIMGDIR_SSE_ROWS
+                bilinear_lerp_planar(top, bot, ty.t, o, ow, c, plane, stream);
+#else
+                bilinear_lerp_planar(top, bot, ty.t, o, ow, c, plane, false);
+#endif
+            } else {
+                bilinear_lerp_u8(top, bot, ty.t, u8row.data(), n);
+                for (int x = 0; x < ow; ++x)
+                    for (int k = 0; k < c; ++k) o[k * plane + x] = u8row[static_cast<size_t>(x) * c + k];
+            }
+            continue;
+        }
         if constexpr (std::is_same_v<Out, float>) {
 #ifdef PYIMGDIR_SSE_ROWS
             if (stream) {
@@ -653,12 +720,22 @@ void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, ui
     if (method == Interpolation::Nearest)
         return resize_nearest_u8(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
     if (method == Interpolation::Bilinear)
-        return resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
+        return resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, 0);
     const size_t row = static_cast<size_t>(out_w) * c;
     scratch.resize(row * out_h);
     resize_to_float(src, h, w, c, src_stride, scratch.data(), out_h, out_w, row, method);
     for (int y = 0; y < out_h; ++y)
         for (size_t k = 0; k < row; ++k) dst[y * dst_stride + k] = round_to_u8(scratch[y * row + k]);
+}
+
+void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
+                            int out_h, int out_w, size_t dst_stride, size_t plane) {
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane);
+}
+
+void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
+                            int out_h, int out_w, size_t dst_stride, size_t plane) {
+    resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane);
 }
 
 bool rows_read_by_resize(Interpolation method, int in, int out, uint8_t* mask) {
