@@ -61,6 +61,14 @@ def list_files(directory: str) -> List[str]:
     return out
 
 
+def _tf_view(x) -> np.ndarray:
+    """A numpy view of a TensorFlow tensor without copying it (DLPack). The consumer of a
+    tf.data pipeline is normally TensorFlow itself, which reads the tensor in place;
+    `x.numpy()` would add a copy of every batch into freshly allocated memory (TensorFlow's
+    EagerTensor.numpy() always copies), a cost of the consumer, not of the loader."""
+    return np.from_dlpack(x)
+
+
 def _touch(a: np.ndarray, state: dict) -> int:
     """Reads one element (the consumer 'uses' the batch) and records the first batch's mean."""
     _ = a.reshape(-1)[0]
@@ -86,7 +94,7 @@ def keras_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     def epoch():
         for x, y in ds:
             y.numpy()
-            yield _touch(x.numpy(), state)
+            yield _touch(_tf_view(x), state)
 
     return Loader(epoch, f"keras {keras.__version__} / tensorflow {tf.__version__} "
                          "image_dataset_from_directory(...).prefetch(AUTOTUNE), float32")
@@ -311,7 +319,7 @@ def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[i
         def epoch():
             for x, y in ds:
                 y.numpy()
-                yield _touch(x.numpy(), state)
+                yield _touch(_tf_view(x), state)
     elif format == "grain":
         import keras
 

@@ -102,26 +102,43 @@ def _proc_table() -> Dict[int, tuple]:
     return out
 
 
-def _descendants(table: Dict[int, tuple], root: int) -> List[int]:
-    kids: Dict[int, List[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
+def _live_descendants(pid: int) -> List[int]:
+    """Processes started by `pid` (and by them) that are still running."""
+    out, todo = [], [pid]
     while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
     return out
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_s() -> float:
     """CPU seconds (user + sys, all threads) of this process and of every process it started:
     live ones (DataLoader workers) from /proc, finished ones from RUSAGE_CHILDREN."""
+    kids = _live_descendants(os.getpid())
+    live = sum(_proc_cpu_s(p) for p in kids)
     r = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
-    table = _proc_table()
-    return total + sum(table[p][2] for p in _descendants(table, os.getpid()))
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime + live
 
 
 def worker(cfg: dict) -> dict:

@@ -79,9 +79,9 @@ def cmd_demo(args) -> int:
     results["pyimgdir (numpy)"] = _epochs_per_second(lambda: iter(ds_np), args.epochs)[0]
 
     try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-        import tensorflow as tf  # noqa: F401
+        from pyimgdir._quiet_tf import import_tensorflow
+
+        _, keras = import_tensorflow()
     except ImportError:
         keras = None
         say("TensorFlow/Keras are not installed: showing pyimgdir's numpy output only "

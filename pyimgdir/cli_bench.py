@@ -132,10 +132,10 @@ def run_bench(
                     result["skipped_files"].append({"path": f.path, "reason": f.reason})
 
         if keras:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
             try:
-                import keras as keras_mod
-                import tensorflow  # noqa: F401
+                from ._quiet_tf import import_tensorflow
+
+                _, keras_mod = import_tensorflow()
             except ImportError as e:
                 result["keras"] = {"error": f"TensorFlow/Keras are not installed ({e})"}
             else:

@@ -307,6 +307,82 @@ def test_demo_tiny_against_keras(keras_runs):
     for name in ("pyimgdir (numpy)", "pyimgdir (tf.data)", "keras"):
         assert name in out
     assert "x Keras)" in out
+    # TensorFlow's start-up INFO lines (oneDNN, CPU features) stay out of the report
+    for r in (keras_runs["demo"], keras_runs["bench"]):
+        assert "oneDNN" not in r.stderr and "InitializeLog" not in r.stderr and "cpu_feature_guard" not in r.stderr, r.stderr
+
+
+def test_startup_info_filter_keeps_warnings_and_errors():
+    from pyimgdir._quiet_tf import drop_startup_info
+
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796048454.656213   12465 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1796048454.7   12465 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n"
+        "W0000 00:00:1796048455.1   12465 gpu_device.cc:2344] Cannot dlopen some GPU libraries.\n"
+        "a continuation of the warning\n"
+        "E1130 14:01:02.123456   12465 foo.cc:1] an error\n"
+        "Traceback (most recent call last):\n"
+    )
+    assert drop_startup_info(text) == (
+        "W0000 00:00:1796048455.1   12465 gpu_device.cc:2344] Cannot dlopen some GPU libraries.\n"
+        "a continuation of the warning\n"
+        "E1130 14:01:02.123456   12465 foo.cc:1] an error\n"
+        "Traceback (most recent call last):\n"
+    )
+
+
+@pytest.mark.parametrize("mode", ["python -m", "import"])
+def test_unbuilt_source_checkout_says_what_to_do(tmp_path, mode):
+    # A checkout whose core is not built, run from its root: Python imports the package from
+    # the current directory. (-S: without site-packages' .pth files, as with a non-editable
+    # install, so nothing else supplies the package.)
+    shutil.copytree(REPO / "pyimgdir", tmp_path / "pyimgdir", ignore=shutil.ignore_patterns("_core*", "__pycache__"))
+    shutil.copy(REPO / "setup.py", tmp_path / "setup.py")
+    cmd = ["-m", "pyimgdir", "demo"] if mode == "python -m" else ["-c", "import pyimgdir"]
+    r = subprocess.run([sys.executable, "-S", *cmd], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                       env=dict(ENV, PYTHONPATH=""))
+    assert r.returncode == 1
+    assert f"pyimgdir's compiled core (pyimgdir/_core) is not built in {tmp_path / 'pyimgdir'}" in r.stderr
+    assert "source checkout" in r.stderr and "pip install -e ." in r.stderr
+    assert "partially initialized" not in r.stderr
+    if mode == "python -m":
+        assert "Traceback" not in r.stderr and r.stderr.startswith("pyimgdir: ")
+    else:
+        assert r.stderr.rstrip().splitlines()[-1].endswith("or install the package and run from another directory.")
+
+
+ONEDNN_PROBE = """
+import hashlib, sys
+import numpy as np
+from pyimgdir._quiet_tf import import_tensorflow
+tf, keras = import_tensorflow()
+import pyimgdir
+kw = dict(image_size=(37, 53), batch_size=4, shuffle=False, verbose=False)
+h = hashlib.sha256()
+for x, y in keras.utils.image_dataset_from_directory(sys.argv[1], **kw):
+    h.update(x.numpy().tobytes())
+p = hashlib.sha256()
+for x, y in pyimgdir.image_dataset_from_directory(sys.argv[1], format="numpy", **kw):
+    p.update(x.tobytes())
+print(h.hexdigest(), p.hexdigest())
+"""
+
+
+@pytest.mark.tf
+def test_onednn_setting_does_not_change_pixels(good_tree):
+    # The command line leaves TF_ENABLE_ONEDNN_OPTS alone (it only hides TensorFlow's start-up
+    # lines). Either way, Keras' pixels are the same, and the same as pyimgdir's.
+    digests = set()
+    for setting in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", ONEDNN_PROBE, str(good_tree)], capture_output=True, text=True,
+                           timeout=300, cwd=REPO, env=dict(ENV, TF_ENABLE_ONEDNN_OPTS=setting))
+        assert r.returncode == 0, r.stderr
+        keras_digest, pyimgdir_digest = r.stdout.split()
+        assert keras_digest == pyimgdir_digest
+        digests.add(keras_digest)
+    assert len(digests) == 1
 
 
 def test_demo_json_without_tensorflow(tmp_path):
