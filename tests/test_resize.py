@@ -63,6 +63,44 @@ def tf_resize(img: np.ndarray, h: int, w: int, method: str) -> np.ndarray:
     return tf.image.resize(img, (h, w), method=method, antialias=False).numpy()
 
 
+def shrink_cases(n=80, seed=15):
+    """Random bilinear downscales of 1x to 5x (3 and 4 channels): the passes that read bytes
+    at the taps (AVX2 two pixels at a time, or SSE2) instead of widening the row first."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        dh, dw = (int(v) for v in rng.integers(1, 130, 2))
+        sh, sw = int(dh * rng.uniform(1.0, 5.0)) + 1, int(dw * rng.uniform(1.0, 5.0)) + 1
+        out.append((sh, sw, dh, dw, int(rng.choice([3, 4]))))
+    return out
+
+
+def test_shrinking_rows_match_tensorflow_with_and_without_avx2(tmp_path):
+    import subprocess
+    import sys
+
+    cases = shrink_cases()
+    for i, (sh, sw, dh, dw, c) in enumerate(cases):
+        img = content(i, sh, sw, c)
+        np.testing.assert_array_equal(_core.resize(img, dh, dw, "bilinear"), tf_resize(img, dh, dw, "bilinear"),
+                                      err_msg=str(cases[i]))
+    # the same cases with the SSE2 pass (as on a CPU without AVX2): identical bytes
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[2]); from test_resize import content, shrink_cases;"
+        "from pyimgdir import _core;"
+        "np.savez(sys.argv[1], *[_core.resize(content(i, sh, sw, c), dh, dw, 'bilinear')"
+        " for i, (sh, sw, dh, dw, c) in enumerate(shrink_cases())])"
+    )
+    out = tmp_path / "sse2.npz"
+    env = dict(os.environ, PYIMGDIR_NO_AVX2="1")
+    r = subprocess.run([sys.executable, "-c", code, str(out), os.path.dirname(__file__)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as sse2:
+        for i, (sh, sw, dh, dw, c) in enumerate(cases):
+            np.testing.assert_array_equal(sse2[f"arr_{i}"], _core.resize(content(i, sh, sw, c), dh, dw, "bilinear"))
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "{}x{}-{}x{}-c{}".format(*c))
 @pytest.mark.parametrize("method", METHODS)
 def test_matches_tensorflow(method, case):

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
@@ -10,6 +12,9 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+#include <immintrin.h>
 #endif
 
 namespace pyimgdir {
@@ -54,6 +59,14 @@ std::vector<Tap> bilinear_taps(int in, int out) {
 struct RowTaps {
     std::vector<int32_t> lo, hi;
     std::vector<float> t;
+    // For the pass that reads bytes directly (bilinear_row_bytes): the weight with 0 where
+    // both taps are the same pixel (at the clamped edges), so the right tap can always be
+    // read at lo + c (l + (r - l) * 0 == l exactly, r being a finite byte value), and the
+    // number of leading output pixels whose 4-byte reads at lo and lo + c stay in the row.
+    std::vector<float> t_same0;
+    std::vector<float> t_pairs;  // t_same0 of pixels 2i and 2i + 1, each repeated 4 times (AVX2 pass)
+    int direct_safe = 0;
+    bool direct = false;  // read bytes directly instead of widening the row to float first
 };
 
 RowTaps row_taps(int w, int ow, int c) {
@@ -61,12 +74,27 @@ RowTaps row_taps(int w, int ow, int c) {
     r.lo.resize(static_cast<size_t>(ow));
     r.hi.resize(static_cast<size_t>(ow));
     r.t.resize(static_cast<size_t>(ow));
+    r.t_same0.resize(static_cast<size_t>(ow));
     const auto xs = bilinear_taps(w, ow);
+    const int64_t len = static_cast<int64_t>(w) * c;
     for (int x = 0; x < ow; ++x) {
         r.lo[x] = xs[x].lo * c;
         r.hi[x] = xs[x].hi * c;
         r.t[x] = xs[x].t;
+        r.t_same0[x] = xs[x].lo == xs[x].hi ? 0.0f : xs[x].t;
+        const bool safe = static_cast<int64_t>(r.lo[x]) + c + 4 <= len &&
+                          (xs[x].hi == xs[x].lo || xs[x].hi == xs[x].lo + 1);
+        if (safe && r.direct_safe == x) r.direct_safe = x + 1;
     }
+    r.t_pairs.resize(static_cast<size_t>(ow / 2) * 8);
+    for (int i = 0; i < ow / 2; ++i)
+        for (int k = 0; k < 4; ++k) {
+            r.t_pairs[8 * i + k] = r.t_same0[2 * i];
+            r.t_pairs[8 * i + 4 + k] = r.t_same0[2 * i + 1];
+        }
+    // Widening costs about one operation per source value, converting at the taps about
+    // four per output pixel: read bytes directly when the row shrinks by 1.5x or more.
+    r.direct = (c == 3 || c == 4) && 2 * static_cast<int64_t>(w) >= 3 * static_cast<int64_t>(ow);
     return r;
 }
 
@@ -112,8 +140,107 @@ void bilinear_row_sse(const uint8_t* __restrict s, int len, const RowTaps& taps,
 }
 #endif
 
-void bilinear_row(const uint8_t* s, int w, const RowTaps& taps, int ow, int c, float* wide, float* out) {
 #ifdef PYIMGDIR_SSE_ROWS
+// 3 or 4 channels, shrinking rows: no widening pass; each tap's four bytes are loaded and
+// converted where they are used (for 3 channels the fourth byte is the next pixel's first
+// channel: its result is overwritten by the next store, as in bilinear_row_sse). The same
+// three float operations per value as TF. Pixels past `direct_safe` (whose loads would
+// leave the row) take the scalar loop.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow, int c, float* __restrict out) {
+    const int32_t* lo = taps.lo.data();
+    const float* t = taps.t_same0.data();
+    const int n = taps.direct_safe;
+    const __m128i zero = _mm_setzero_si128();
+    auto px = [&](const uint8_t* p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        const __m128i b = _mm_cvtsi32_si128(v);
+        return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(b, zero), zero));
+    };
+    for (int x = 0; x < n; ++x) {
+        const uint8_t* a = s + lo[x];
+        const __m128 l = px(a);
+        const __m128 r = px(a + c);
+        const __m128 d = _mm_mul_ps(_mm_sub_ps(r, l), _mm_set1_ps(t[x]));
+        _mm_storeu_ps(out + static_cast<size_t>(x) * c, _mm_add_ps(l, d));
+    }
+    const int32_t* hi = taps.hi.data();
+    const float* tt = taps.t.data();
+    for (int x = n; x < ow; ++x) {
+        const uint8_t* a = s + lo[x];
+        const uint8_t* b = s + hi[x];
+        float* o = out + static_cast<size_t>(x) * c;
+        for (int k = 0; k < c; ++k) {
+            const float l = static_cast<float>(a[k]);
+            o[k] = l + (static_cast<float>(b[k]) - l) * tt[x];
+        }
+    }
+}
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+#define PYIMGDIR_AVX2_ROWS 1
+// The same with AVX2, two output pixels per 8-lane register: both pixels' taps are loaded
+// (4 bytes each) into one register, widened and converted together, blended with the
+// pixels' weights, and for 3 channels compacted to 6 consecutive values before one store
+// (8 lanes written; the 2 extra are overwritten by the next store, and `out` has slack).
+// Chosen at run time on CPUs with AVX2; the build stays portable.
+__attribute__((target("avx2"))) void bilinear_row_bytes_avx2(const uint8_t* __restrict s, const RowTaps& taps,
+                                                             int ow, int c, float* __restrict out) {
+    const int32_t* lo = taps.lo.data();
+    const float* tp = taps.t_pairs.data();
+    const int n = taps.direct_safe & ~1;
+    const __m256i pack3 = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
+    auto load4 = [](const uint8_t* p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return v;
+    };
+    int x = 0;
+    for (; x < n; x += 2) {
+        const uint8_t* a0 = s + lo[x];
+        const uint8_t* a1 = s + lo[x + 1];
+        const __m128i lb = _mm_insert_epi32(_mm_cvtsi32_si128(load4(a0)), load4(a1), 1);
+        const __m128i rb = _mm_insert_epi32(_mm_cvtsi32_si128(load4(a0 + c)), load4(a1 + c), 1);
+        const __m256 l = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lb));
+        const __m256 r = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(rb));
+        __m256 v = _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(tp + 4 * x)));
+        if (c == 3) v = _mm256_permutevar8x32_ps(v, pack3);
+        _mm256_storeu_ps(out + static_cast<size_t>(x) * c, v);
+    }
+    const int32_t* hi = taps.hi.data();
+    const float* tt = taps.t.data();
+    for (; x < ow; ++x) {
+        const uint8_t* a = s + lo[x];
+        const uint8_t* b = s + hi[x];
+        float* o = out + static_cast<size_t>(x) * c;
+        for (int k = 0; k < c; ++k) {
+            const float lf = static_cast<float>(a[k]);
+            o[k] = lf + (static_cast<float>(b[k]) - lf) * tt[x];
+        }
+    }
+}
+
+// PYIMGDIR_NO_AVX2=1 forces the SSE2 passes (tests compare the two).
+bool cpu_has_avx2() {
+    static const bool yes = [] {
+        const char* off = std::getenv("PYIMGDIR_NO_AVX2");
+        if (off && *off && *off != '0') return false;
+        return __builtin_cpu_supports("avx2") != 0;
+    }();
+    return yes;
+}
+#endif
+
+void bilinear_row(const uint8_t* s, int w, const RowTaps& taps, int ow, int c, float* wide, float* out) {
+#ifdef PYIMGDIR_AVX2_ROWS
+    if (taps.direct && cpu_has_avx2()) return bilinear_row_bytes_avx2(s, taps, ow, c, out);
+#endif
+#ifdef PYIMGDIR_SSE_ROWS
+    if (taps.direct) return bilinear_row_bytes(s, taps, ow, c, out);
     if (c == 3 || c == 4) return bilinear_row_sse(s, w * c, taps, ow, c, wide, out);
 #else
     (void)w;
@@ -254,7 +381,7 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
     const int n = ow * c;
     // Two horizontally resized rows (one float of slack each), reused while consecutive
     // output rows share source rows, and the current source row widened to float.
-    std::vector<float> buf0(static_cast<size_t>(n) + 1), buf1(static_cast<size_t>(n) + 1);
+    std::vector<float> buf0(static_cast<size_t>(n) + 8), buf1(static_cast<size_t>(n) + 8);
     std::vector<float> wide(static_cast<size_t>(w) * c + 1);
     std::vector<uint8_t> u8row(plane && !std::is_same_v<Out, float> ? static_cast<size_t>(n) : 0);
     float* rows[2] = {buf0.data(), buf1.data()};
