@@ -188,13 +188,13 @@ def worker(cfg: dict) -> dict:
     epochs = []
     rss_per_epoch = []
     for e in range(cfg["epochs"]):
-        # loaders working in child processes (DataLoader workers) report their CPU too
-        child_cpu = state.get("child_cpu_s", lambda: 0.0)
-        c0, w0 = _cpu_s() + child_cpu(), time.perf_counter()
+        # _cpu_s() counts live child processes (DataLoader workers) too, so a loader's own
+        # state["child_cpu_s"] (loaders_train.py) is not added again
+        c0, w0 = _cpu_s(), time.perf_counter()
         n_img = 0
         for n in loader.epoch():
             n_img += n
-        dt, cpu = time.perf_counter() - w0, _cpu_s() + child_cpu() - c0
+        dt, cpu = time.perf_counter() - w0, _cpu_s() - c0
         epochs.append(dict(images=n_img, seconds=round(dt, 4), cpu_seconds=round(cpu, 4),
                            images_per_s=round(n_img / dt, 2)))
         rss_per_epoch.append(round(_rss_bytes() / 2**20, 1))

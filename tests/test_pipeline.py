@@ -4,6 +4,7 @@ errors that name the file, clean shutdown."""
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from pathlib import Path
 
@@ -164,6 +165,33 @@ def test_uint8_output_rounds_the_float_resize(files):
     for i in range(0, len(files), 5):
         ref = np.clip(np.floor(f.load(i) + 0.5), 0, 255).astype(np.uint8)
         np.testing.assert_array_equal(u.load(i), ref)
+
+
+@pytest.mark.parametrize("size", [(224, 224), (97, 256), (50, 301)], ids=str)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_output_rounds_the_float_resize_at_large_sizes(files, size, channels):
+    # rows long enough for the 32-values-at-a-time AVX2 rounding (and the SSE2 one)
+    f = _core.Loader(files, *size, channels, dtype="float32", num_threads=1)
+    u = _core.Loader(files, *size, channels, dtype="uint8", num_threads=1)
+    for i in range(0, len(files), 3):
+        ref = np.clip(np.floor(f.load(i) + 0.5), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(u.load(i), ref)
+
+
+def test_the_same_without_avx2():
+    # The SSE2 passes, as on a CPU without AVX2 (PYIMGDIR_NO_AVX2=1), on the same tests.
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{here}/test_pipeline.py::test_uint8_output_rounds_the_float_resize_at_large_sizes",
+                        f"{here}/test_pipeline.py::test_uint8_output_rounds_the_float_resize",
+                        f"{here}/test_channels_first.py::test_same_values_as_channels_last_transposed"],
+                       capture_output=True, text=True, timeout=900, cwd=os.path.dirname(here),
+                       env=dict(os.environ, PYIMGDIR_NO_AVX2="1"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout
 
 
 def test_pin_memory_locks_buffers(files):

@@ -361,6 +361,42 @@ void bilinear_lerp_planar(const float* __restrict top, const float* __restrict b
         }
 }
 
+#ifdef PYIMGDIR_AVX2_ROWS
+// bilinear_lerp_u8 with AVX2, 32 values at a time. No clamping: every value blended here is
+// between two values that are each between two bytes (l + (r - l) * t with t in [0, 1] stays
+// within [min(l, r), max(l, r)] under float rounding, which is monotonic), so it is already
+// in [0, 255] and round_to_u8's clamps change nothing; truncating v + 0.5 (v >= 0) then
+// gives round_to_u8's byte. The tail uses round_to_u8 itself.
+__attribute__((target("avx2"))) inline __m256i lerp_round8(const float* top, const float* bot, __m256 tt) {
+    const __m256 a = _mm256_loadu_ps(top);
+    const __m256 v = _mm256_add_ps(a, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(bot), a), tt));
+    return _mm256_cvttps_epi32(_mm256_add_ps(v, _mm256_set1_ps(0.5f)));
+}
+
+__attribute__((target("avx2"))) void bilinear_lerp_u8_avx2(const float* __restrict top, const float* __restrict bot,
+                                                           float t, uint8_t* __restrict out, int n) {
+    const __m256 tt = _mm256_set1_ps(t);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        // packs work within each 128-bit lane; the permute restores the order
+        const __m256i w01 = _mm256_packs_epi32(lerp_round8(top + j, bot + j, tt), lerp_round8(top + j + 8, bot + j + 8, tt));
+        const __m256i w23 = _mm256_packs_epi32(lerp_round8(top + j + 16, bot + j + 16, tt),
+                                               lerp_round8(top + j + 24, bot + j + 24, tt));
+        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(w01, w23), order);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), b);
+    }
+    for (; j < n; ++j) out[j] = round_to_u8(top[j] + (bot[j] - top[j]) * t);
+}
+#endif
+
+void lerp_u8(const float* top, const float* bot, float t, uint8_t* out, int n) {
+#ifdef PYIMGDIR_AVX2_ROWS
+    if (cpu_has_avx2()) return bilinear_lerp_u8_avx2(top, bot, t, out, n);
+#endif
+    bilinear_lerp_u8(top, bot, t, out, n);
+}
+
 // The bilinear resize, writing either float32 (dst_f) or rounded uint8 (dst_u8).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
@@ -423,7 +459,7 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
                 bilinear_lerp_planar(top, bot, ty.t, o, ow, c, plane, false);
 #endif
             } else {
-                bilinear_lerp_u8(top, bot, ty.t, u8row.data(), n);
+                lerp_u8(top, bot, ty.t, u8row.data(), n);
                 for (int x = 0; x < ow; ++x)
                     for (int k = 0; k < c; ++k) o[k * plane + x] = u8row[static_cast<size_t>(x) * c + k];
             }
@@ -438,7 +474,7 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
 #endif
             bilinear_lerp(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
         } else {
-            bilinear_lerp_u8(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+            lerp_u8(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
         }
     }
 #ifdef PYIMGDIR_SSE_ROWS
