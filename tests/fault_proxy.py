@@ -129,6 +129,22 @@ class FaultProxy:
             self.served = 0
             self.max_in_flight = self.in_flight
 
+    def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
+        """Waits until nothing is being answered and no new request has arrived for
+        ``quiet`` seconds: requests a closed iterator had already written to its sockets
+        are read (and counted) by the proxy's threads, which on a loaded machine can be
+        well after the client gave up on them."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            with self.lock:
+                now = (sum(self.counts.values()), self.in_flight)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif now[1] == 0 and time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.02)
+
     def requests_for(self, predicate: Callable[[str, str], bool]) -> int:
         with self.lock:
             return sum(n for (m, p), n in self.counts.items() if predicate(m, p))
