@@ -31,6 +31,29 @@ for e in range(int(sys.argv[3])):
 """
 
 
+def exported_symbols(so: str) -> list:
+    """(address, name) of the extension's exported functions, sorted: the build strips
+    local symbols, so an unnamed address is put with the exported function that follows it
+    (a file's static helpers are laid out before its exported functions)."""
+    out = subprocess.run(["nm", "-D", "-C", "--defined-only", so], capture_output=True, text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "Tt":
+            syms.append((int(parts[0], 16), parts[2]))
+    return sorted(syms)
+
+
+def resolve(sym: str, syms: list) -> str:
+    if not sym.startswith("0x") or not syms:
+        return sym
+    addr = int(sym, 16)
+    for a, name in syms:
+        if a > addr:
+            return name
+    return sym
+
+
 def group(dso: str, sym: str) -> str:
     if "libjpeg" in dso:
         return "libjpeg-turbo: Huffman decoding, IDCT, upsampling, colour conversion"
@@ -66,11 +89,17 @@ def main(argv=None) -> int:
                         a.dtype, str(a.epochs)], check=True, capture_output=True, env=dict(os.environ))
         rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio"],
                              check=True, capture_output=True, text=True).stdout
+    import pyimgdir._core
+
+    syms = exported_symbols(pyimgdir._core.__file__)
     groups: dict = {}
     for line in rep.splitlines():
         m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(.*?)\s*$", line)
         if m:
-            g = group(m.group(2), m.group(3))
+            sym = m.group(3).split()[0] if m.group(3).startswith("0x") else m.group(3)
+            if "_core" in m.group(2):
+                sym = resolve(sym, syms)
+            g = group(m.group(2), sym)
             groups[g] = groups.get(g, 0.0) + float(m.group(1))
     rows = sorted(((round(v, 1), k) for k, v in groups.items()), reverse=True)
     for v, k in rows:
