@@ -530,6 +530,36 @@ other load: the most cores other processes used during any round of that loader.
 flags: fewer than 3 rounds, or a spread too wide to conclude from (CPU > --max-spread %, img/s > twice that)."""
 
 
+def markdown_table(d: dict) -> str:
+    """The results of a run as a Markdown table (the README's form)."""
+    m = d["machine"]
+    keras = next((r for r in d["results"] if r.get("base_loader") == "keras" and "epochs" in r), None)
+    ceil = next((r for r in d["results"] if r.get("loader") == d.get("ceiling")), None)
+    out = [f"{d['dataset']} → {d['spec']['height']}×{d['spec']['width']}, batch {d['spec']['batch_size']}; "
+           f"{m['cpu']}, {m['cores']} cores; {d['rounds']} interleaved rounds × {d['epochs']} epochs, {d['date'][:16]}",
+           "",
+           "| loader | img/s (median) | rounds min–max | × Keras | × Keras best | CPU ms/img (median) | CPU min–max | × ceiling CPU |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in d["results"]:
+        if "epochs" not in r:
+            continue
+        rr, cr = r["images_per_s_rounds"], r["cpu_ms_per_image_rounds"]
+        out.append(
+            f"| {r['loader']}{' (flagged: ' + '; '.join(r['flags']) + ')' if r.get('flags') else ''} "
+            f"| {r['images_per_s']:,.0f} | {rr['min']:,.0f}–{rr['max']:,.0f} "
+            f"| {r['images_per_s'] / keras['images_per_s']:.2f} | {r['images_per_s'] / keras['best_epoch_images_per_s']:.2f} "
+            f"| {r['cpu_ms_per_image']:.3f} | {cr['min']:.3f}–{cr['max']:.3f} "
+            f"| {r['cpu_ms_per_image'] / ceil['cpu_ms_per_image']:.2f} |"
+            if keras and ceil else
+            f"| {r['loader']} | {r['images_per_s']:,.0f} | {rr['min']:,.0f}–{rr['max']:,.0f} | – | – "
+            f"| {r['cpu_ms_per_image']:.3f} | {cr['min']:.3f}–{cr['max']:.3f} | – |")
+    if keras:
+        out.append("")
+        out.append(f"Keras: typical epoch {keras['images_per_s']:,.0f} img/s, best epoch "
+                   f"{keras['best_epoch_images_per_s']:,.0f}.")
+    return "\n".join(out)
+
+
 def print_doc(d: dict) -> None:
     m = d["machine"]
     print(f"machine: {machine_line(m)}")
@@ -605,6 +635,7 @@ def main(argv=None) -> int:
                     help="use pyimgdir from the tree as it is (default: a copy taken at the start of the run)")
     ap.add_argument("--show", type=Path, nargs="+", default=None, metavar="JSON",
                     help="print the table of saved results and exit")
+    ap.add_argument("--markdown", action="store_true", help="with --show: print Markdown tables")
     ap.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
@@ -614,7 +645,13 @@ def main(argv=None) -> int:
         return 0
     if a.show:
         for p in a.show:
-            print_doc(json.loads(p.read_text()))
+            d = json.loads(p.read_text())
+            if a.markdown:
+                print(markdown_table(d))
+                for t in d.get("targets", []):
+                    print(f"- target {t['text']}")
+            else:
+                print_doc(d)
             print()
         return 0
 
