@@ -62,7 +62,7 @@ def plot(path: Path, out: Path = None) -> Path:
         f"{d['dataset']} ({d['files']} JPEGs{size}) -> {spec['height']}x{spec['width']} bilinear, "
         f"batch {spec['batch_size']}\n"
         f"{m['cpu']}, {m['cores']} cores; load avg {d['loadavg_before'][0]:.1f} -> {d['loadavg_after'][0]:.1f}; "
-        f"{d['epochs']} epochs after warm-up{'; least-disturbed of %d rounds' % d['rounds'] if d.get('rounds', 1) > 1 else ''}",
+        f"{d['epochs']} epochs after warm-up{'; median of every epoch of %d interleaved rounds' % d['rounds'] if d.get('rounds', 1) > 1 else ''}",
         fontsize=9,
     )
     from matplotlib.patches import Patch
