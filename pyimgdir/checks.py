@@ -261,6 +261,17 @@ def check_call(call: dict) -> dict:
     return c
 
 
+def check_class_names(class_names, subdirs) -> None:
+    """Keras' check of the ``class_names`` passed against the class folders found."""
+    if not set(class_names).issubset(set(subdirs)):
+        raise ValueError(
+            "The `class_names` passed did not match the "
+            "names of the subdirectories of the target directory. "
+            f"Expected: {subdirs} (or a subset of it), "
+            f"but received: class_names={class_names}"
+        )
+
+
 def check_after_index(c: dict, class_names) -> None:
     """Keras' checks once the classes are known (``c`` from :func:`check_call`, updated)."""
     if c["label_mode"] == "binary" and len(class_names) != 2:

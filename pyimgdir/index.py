@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._keras_compat import print_msg
+from .checks import check_class_names
 from .remote import RemoteStore, index_remote, is_url
 
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
@@ -103,13 +104,7 @@ def index_directory(
                 if not subdir.startswith("."):
                     subdirs.append(subdir)
         if class_names is not None:
-            if not set(class_names).issubset(set(subdirs)):
-                raise ValueError(
-                    "The `class_names` passed did not match the "
-                    "names of the subdirectories of the target directory. "
-                    f"Expected: {subdirs} (or a subset of it), "
-                    f"but received: class_names={class_names}"
-                )
+            check_class_names(class_names, subdirs)
             subdirs = class_names  # the caller's order, subset and duplicates
     else:
         subdirs = [""]

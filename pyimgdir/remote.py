@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .checks import check_class_names
+
 __all__ = ["is_url", "RemoteOptions", "RemoteStore", "FetchError"]
 
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per request
@@ -531,13 +533,7 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
         top = sorted({d for d in listing.dirs if "/" not in d})
         subdirs = [d for d in top if not d.startswith(".")]
         if class_names is not None:
-            if not set(class_names).issubset(set(subdirs)):
-                raise ValueError(
-                    "The `class_names` passed did not match the "
-                    "names of the subdirectories of the target directory. "
-                    f"Expected: {subdirs} (or a subset of it), "
-                    f"but received: class_names={class_names}"
-                )
+            check_class_names(class_names, subdirs)
             subdirs = list(class_names)
     else:
         subdirs = [""]
