@@ -22,30 +22,19 @@ from loaders import Loader, Spec, _touch, list_files
 
 
 def import_torchvision():
-    """torchvision. PyPI's torchvision wheels are CUDA builds whose compiled ops cannot load
-    against a CPU-only torch, and the import then fails registering fake kernels for two of
-    them; declaring their schemas first lets the pure-Python parts used here (ImageFolder,
-    transforms) import. The compiled ops are not used."""
-    import torch
-
-    try:
-        import torchvision
-
-        return torchvision
-    except RuntimeError as e:
-        if "torchvision::" not in str(e):
-            raise
+    """torchvision, through the tests' importer (tests/torchvision_ref.py), which works
+    around PyPI's CUDA-built wheels on a CPU-only torch; raises when it cannot be had."""
     import sys
+    from pathlib import Path
 
-    for op in ("nms", "qnms"):
-        try:
-            torch.library.define(f"torchvision::{op}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:
-            pass
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    import torchvision
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from torchvision_ref import import_torchvision as importer
 
+    torchvision = importer()
+    if torchvision is None:
+        raise ImportError("torchvision is not installed (or cannot be imported) for the torchvision rows")
     return torchvision
 
 
