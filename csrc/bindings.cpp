@@ -355,6 +355,38 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true);
 
+    // One region of a JPEG at scale 1/`scale`, as a random-resized crop decodes it (the box in
+    // scaled pixels): an (h, w, C) array and whether the DC-term path decoded it.
+    m.def(
+        "decode_jpeg_region",
+        [](py::bytes data, int channels, int scale, int y, int x, int h, int w, bool fast_eighth) {
+            if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
+                throw std::invalid_argument("scale must be 1, 2, 4 or 8");
+            std::string_view v = data;
+            DecodeOptions o;
+            o.channels = channels;
+            o.jpeg_fast_eighth = fast_eighth;
+            DecodeRegion want{y, x, h, w, scale};
+            o.choose_region = [](const void* ctx, int, int, DecodeRegion& r) {
+                r = *static_cast<const DecodeRegion*>(ctx);
+                return true;
+            };
+            o.region_ctx = &want;
+            thread_local Image img;
+            {
+                py::gil_scoped_release nogil;
+                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
+            }
+            const int c = img.channels;
+            py::array_t<uint8_t> out({img.height, img.region_w, c});
+            for (int r = 0; r < img.height; ++r)
+                std::memcpy(out.mutable_data(r), img.data() + (static_cast<size_t>(r) * img.width + img.region_x) * c,
+                            static_cast<size_t>(img.region_w) * c);
+            return py::make_tuple(out, img.from_dc_terms);
+        },
+        py::arg("data"), py::arg("channels"), py::arg("scale"), py::arg("y"), py::arg("x"), py::arg("h"),
+        py::arg("w"), py::arg("fast_eighth") = true);
+
     m.def(
         "resize",
         [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> img, int height, int width,

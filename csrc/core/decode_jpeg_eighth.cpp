@@ -4,6 +4,9 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include <jpeglib.h>
@@ -332,6 +335,101 @@ bool unstuff(const uint8_t* p, const uint8_t* end, Scratch& s) {
     return false;
 }
 
+
+// -- entropy-data checkpoints kept between decodes -------------------------------------------
+// Without restart markers the Huffman walk of a scan cannot start anywhere but its first MCU,
+// so a crop near the bottom of a large photo costs a walk over almost the whole file. Each
+// walk therefore notes where every kIndexStep-th MCU of a row starts (bit position and DC
+// predictors); a later decode of the same scan (the next epoch's crop of the same file) starts
+// each MCU row of its region at the checkpoint left of the region, and stops at its right
+// edge. Checkpoints are kept per scan content (a hash of the header fields that shape the walk
+// and of every byte of the scan), so a changed file is walked afresh, in a process-wide table
+// capped at kIndexBudget bytes (past it, new scans are decoded without one).
+constexpr int kIndexStep = 32;                   // MCUs between checkpoints in a row
+constexpr size_t kIndexMinScan = 256 << 10;      // smaller scans are cheap to walk whole
+constexpr size_t kIndexBudget = size_t(128) << 20;
+
+struct Checkpoint {
+    uint32_t bit;      // position in the unstuffed data
+    int32_t pred[3];   // DC predictors, in scan component order
+};
+
+struct EntropyIndex {
+    int rows = 0;                  // MCU rows whose checkpoints are all recorded
+    int per_row = 0;               // checkpoints per MCU row
+    std::vector<Checkpoint> cps;   // rows * per_row
+    Checkpoint frontier{};         // the start of MCU row `rows`
+    size_t bytes() const { return sizeof(*this) + cps.capacity() * sizeof(Checkpoint); }
+};
+
+class IndexTable {
+  public:
+    std::shared_ptr<const EntropyIndex> find(uint64_t key) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = map_.find(key);
+        return it == map_.end() ? nullptr : it->second;
+    }
+    // Keeps `idx` unless the table already holds one covering as many rows.
+    void store(uint64_t key, std::shared_ptr<const EntropyIndex> idx) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = map_.find(key);
+        if (it != map_.end()) {
+            if (it->second->rows >= idx->rows) return;
+            bytes_ -= it->second->bytes();
+            bytes_ += idx->bytes();
+            it->second = std::move(idx);
+            return;
+        }
+        if (bytes_ + idx->bytes() > kIndexBudget) return;
+        bytes_ += idx->bytes();
+        map_.emplace(key, std::move(idx));
+    }
+
+  private:
+    std::mutex mu_;
+    std::unordered_map<uint64_t, std::shared_ptr<const EntropyIndex>> map_;
+    size_t bytes_ = 0;
+};
+
+IndexTable& index_table() {
+    static IndexTable* t = new IndexTable;  // never destroyed: decode threads may outlive statics
+    return *t;
+}
+
+// A 64-bit hash (xxHash64's round and merge constants, four lanes of 8-byte words).
+class Hash64 {
+  public:
+    void add(const void* data, size_t n) {
+        const uint8_t* p = static_cast<const uint8_t*>(data);
+        for (; n >= 32; n -= 32, p += 32)
+            for (int i = 0; i < 4; ++i) v_[i] = round(v_[i], word(p + 8 * i));
+        for (; n >= 8; n -= 8, p += 8) v_[0] = round(v_[0], word(p));
+        for (; n > 0; --n, ++p) v_[1] = round(v_[1], *p);
+    }
+    void add_value(uint64_t x) { v_[2] = round(v_[2], x); }
+    uint64_t digest() const {
+        uint64_t h = rotl(v_[0], 1) + rotl(v_[1], 7) + rotl(v_[2], 12) + rotl(v_[3], 18);
+        for (uint64_t v : v_) h = (h ^ round(0, v)) * kP1 + kP4;
+        h ^= h >> 33;
+        h *= kP2;
+        h ^= h >> 29;
+        h *= kP3;
+        return h ^ (h >> 32);
+    }
+
+  private:
+    static constexpr uint64_t kP1 = 11400714785074694791ULL, kP2 = 14029467366897019727ULL,
+                              kP3 = 1609587929392839161ULL, kP4 = 9650029242287828579ULL;
+    static uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+    static uint64_t round(uint64_t acc, uint64_t w) { return rotl(acc + w * kP2, 31) * kP1; }
+    static uint64_t word(const uint8_t* p) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        return w;
+    }
+    uint64_t v_[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
+};
+
 }  // namespace
 
 bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, int channels,
@@ -412,42 +510,11 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     size_t seg = 0, seg_start = 0;
     Bits b(base);
     int16_t coef[64] = {};
-    // With restart markers a region needs only the restart segments that hold one of its
-    // MCUs: each starts byte-aligned with its DC predictors reset, so the others are skipped
-    // without being decoded (phone cameras often write a marker every MCU row or so).
-    const bool skip_segments = region != nullptr && ci.restart_interval > 0;
-    auto segment_wanted = [&](int64_t m0) {
-        const int64_t m1 = std::min(m0 + interval, total) - 1;
-        for (int64_t r = std::max<int64_t>(m0 / mcus_x, mcu_y0); r <= m1 / mcus_x; ++r) {
-            const int64_t c0 = r == m0 / mcus_x ? m0 % mcus_x : 0;
-            const int64_t c1 = r == m1 / mcus_x ? m1 % mcus_x : mcus_x - 1;
-            if (c1 >= mcu_x0 && c0 <= mcu_x1) return true;
-        }
-        return false;
-    };
-    int64_t m = 0;
-    auto enter_segment = [&](int64_t first) {
-        seg = static_cast<size_t>(first / interval);
-        seg_start = seg ? s.ends[seg - 1] : 0;
-        b = Bits(base + seg_start);
-        for (int i = 0; i < nc; ++i) comps[i].pred = 0;
-    };
-    if (skip_segments) {
-        while (m < total && !segment_wanted(m)) m += interval;
-        if (m > 0) enter_segment(m);
-    }
-    for (; m < total; ++m) {
-        if (m > 0 && m % interval == 0) {
-            if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
-            if (skip_segments)
-                while (m < total && !segment_wanted(m)) m += interval;
-            if (m >= total) break;
-            enter_segment(m);
-        }
-        const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
-        // An MCU gives hmax x vmax output pixels and nothing else (no fancy upsampling at
-        // 1/8): outside the region only the DC predictors and the bit position matter.
-        const bool wanted = my >= mcu_y0 && mx >= mcu_x0 && mx <= mcu_x1;
+
+    // One MCU: the DC predictors always advance; outside the region (`wanted` false) the AC
+    // codes are only walked. An MCU gives hmax x vmax output pixels and nothing else (no fancy
+    // upsampling at 1/8), so outside the region only the predictors and bit position matter.
+    auto decode_mcu = [&](int mx, int my, bool wanted) -> bool {
         for (int i = 0; i < nc; ++i) {
             Component& c = comps[i];
             for (int by = 0; by < c.v; ++by)
@@ -487,9 +554,112 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
                 }
         }
         // Damaged data can read into the padding; one MCU never reads past it.
-        if (b.p > base + s.ends[seg] + kPad / 2) return false;
+        return b.p <= base + s.ends[seg] + kPad / 2;
+    };
+
+    const size_t scan_bits = s.ends[0] * 8;
+    const bool use_index = region != nullptr && ci.restart_interval == 0 &&
+                           static_cast<size_t>(end - scan) >= kIndexMinScan && scan_bits < (uint64_t(1) << 32);
+    if (use_index) {
+        // The walk depends on the scan's bytes and on the header fields that shape it: the
+        // MCU layout and each component's sampling and Huffman tables.
+        Hash64 hash;
+        hash.add(scan, static_cast<size_t>(end - scan));
+        hash.add_value(static_cast<uint64_t>(width) << 32 | static_cast<uint32_t>(height));
+        hash.add_value(static_cast<uint64_t>(hmax) << 8 | static_cast<uint64_t>(vmax));
+        for (int i = 0; i < nc; ++i) {
+            const jpeg_component_info* cp = ci.cur_comp_info[i];
+            hash.add_value(static_cast<uint64_t>(comps[i].index) << 16 | static_cast<uint64_t>(comps[i].h) << 8 |
+                           static_cast<uint64_t>(comps[i].v));
+            hash.add(&s.built_from[cp->dc_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+            hash.add(&s.built_from[4 + cp->ac_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+        }
+        const uint64_t key = hash.digest();
+        const std::shared_ptr<const EntropyIndex> idx = index_table().find(key);
+        const int per_row = (mcus_x + kIndexStep - 1) / kIndexStep;
+        const int rows_end = static_cast<int>((total + mcus_x - 1) / mcus_x);  // MCU rows the region needs
+        auto seek = [&](const Checkpoint& cp) {
+            b = Bits(base + cp.bit / 8);
+            b.refill();
+            b.drop(static_cast<int>(cp.bit % 8));
+            for (int i = 0; i < nc; ++i) comps[i].pred = cp.pred[i];
+        };
+        auto here = [&]() {
+            Checkpoint cp;
+            cp.bit = static_cast<uint32_t>(b.consumed(base));
+            for (int i = 0; i < 3; ++i) cp.pred[i] = i < nc ? comps[i].pred : 0;
+            return cp;
+        };
+        int row = mcu_y0;
+        if (idx && idx->per_row == per_row) {
+            // Rows already indexed: from the checkpoint left of the region to its right edge.
+            const int k = mcu_x0 / kIndexStep;
+            for (; row < std::min(idx->rows, rows_end); ++row) {
+                seek(idx->cps[static_cast<size_t>(row) * per_row + k]);
+                for (int mx = k * kIndexStep; mx <= mcu_x1; ++mx)
+                    if (!decode_mcu(mx, row, mx >= mcu_x0)) return false;
+                if (b.consumed(base) > static_cast<int64_t>(scan_bits)) return false;
+            }
+        }
+        if (row < rows_end) {
+            // The rest: whole rows from the first one not indexed, recording checkpoints.
+            auto grown = std::make_shared<EntropyIndex>();
+            grown->per_row = per_row;
+            if (idx && idx->per_row == per_row) {
+                grown->cps = idx->cps;
+                grown->rows = idx->rows;
+                seek(idx->frontier);
+            }
+            grown->cps.reserve(static_cast<size_t>(rows_end) * per_row);
+            for (int r = grown->rows; r < rows_end; ++r) {
+                for (int mx = 0; mx < mcus_x; ++mx) {
+                    if (mx % kIndexStep == 0) grown->cps.push_back(here());
+                    if (!decode_mcu(mx, r, r >= mcu_y0 && mx >= mcu_x0 && mx <= mcu_x1)) return false;
+                }
+                if (b.consumed(base) > static_cast<int64_t>(scan_bits)) return false;
+            }
+            grown->rows = rows_end;
+            grown->frontier = here();
+            index_table().store(key, std::move(grown));
+        }
+    } else {
+        // With restart markers a region needs only the restart segments that hold one of its
+        // MCUs: each starts byte-aligned with its DC predictors reset, so the others are
+        // skipped without being decoded (phone cameras often write a marker every MCU row).
+        const bool skip_segments = region != nullptr && ci.restart_interval > 0;
+        auto segment_wanted = [&](int64_t m0) {
+            const int64_t m1 = std::min(m0 + interval, total) - 1;
+            for (int64_t r = std::max<int64_t>(m0 / mcus_x, mcu_y0); r <= m1 / mcus_x; ++r) {
+                const int64_t c0 = r == m0 / mcus_x ? m0 % mcus_x : 0;
+                const int64_t c1 = r == m1 / mcus_x ? m1 % mcus_x : mcus_x - 1;
+                if (c1 >= mcu_x0 && c0 <= mcu_x1) return true;
+            }
+            return false;
+        };
+        int64_t m = 0;
+        auto enter_segment = [&](int64_t first) {
+            seg = static_cast<size_t>(first / interval);
+            seg_start = seg ? s.ends[seg - 1] : 0;
+            b = Bits(base + seg_start);
+            for (int i = 0; i < nc; ++i) comps[i].pred = 0;
+        };
+        if (skip_segments) {
+            while (m < total && !segment_wanted(m)) m += interval;
+            if (m > 0) enter_segment(m);
+        }
+        for (; m < total; ++m) {
+            if (m > 0 && m % interval == 0) {
+                if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
+                if (skip_segments)
+                    while (m < total && !segment_wanted(m)) m += interval;
+                if (m >= total) break;
+                enter_segment(m);
+            }
+            const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
+            if (!decode_mcu(mx, my, my >= mcu_y0 && mx >= mcu_x0 && mx <= mcu_x1)) return false;
+        }
+        if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
     }
-    if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
 
     // Upsample by replication (libjpeg skips fancy upsampling at 1/8) and convert colour.
     out.reset(rh, rw, channels);

@@ -27,6 +27,12 @@ namespace pyimgdir {
 // MCU rows below it are never decoded, and `out` holds just the region (as libjpeg gives it
 // with jpeg_crop_scanline and jpeg_skip_scanlines: at 1/8 there is no fancy upsampling, so
 // a pixel depends only on its own MCU).
+//
+// Region decodes of scans of 256 KiB and more (large photos) keep checkpoints (bit position
+// and DC predictors every 32 MCUs of each MCU row walked) in a process-wide table keyed by a
+// hash of the scan and its Huffman tables, capped at 128 MiB: a later region of the same
+// file (the next epoch's crop) starts each of its MCU rows at the checkpoint left of it and
+// stops at its right edge, instead of walking every row from the top of the image.
 bool decode_jpeg_eighth(const jpeg_decompress_struct& cinfo, const uint8_t* scan, const uint8_t* end,
                         int channels, Image& out, const DecodeRegion* region = nullptr);
 

@@ -1,0 +1,138 @@
+"""Entropy-data checkpoints of the DC-term JPEG path (csrc/core/decode_jpeg_eighth.cpp).
+
+A region decode of a large scan records, every 32 MCUs of each MCU row it walks, the bit
+position and DC predictors; later region decodes of the same scan start each row at the
+checkpoint left of the region. Every decode, whether it builds, extends or uses the
+checkpoints, must give libjpeg's pixels for that region (which tests/test_crop.py and
+tests/test_jpeg_eighth.py tie to TensorFlow's decode_and_crop_jpeg)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo_like
+from pyimgdir import _core
+
+SAMPLING = {
+    "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+}
+
+
+def big_jpeg(seed: int, h: int, w: int, sampling: str = "420", grey: bool = False, quality: int = 95) -> bytes:
+    """A scan well above the 256 KiB below which no checkpoints are kept."""
+    rng = np.random.default_rng(seed)
+    img = photo_like(rng, h, w)
+    img = np.clip(img.astype(np.int16) + rng.normal(0, 14, img.shape), 0, 255).astype(np.uint8)
+    if grey:
+        ok, buf = cv2.imencode(".jpg", img[..., 0], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    else:
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality,
+                                                        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, SAMPLING[sampling]])
+    assert ok
+    data = buf.tobytes()
+    assert len(data) > 400_000, len(data)
+    return data
+
+
+def regions(rng, oh: int, ow: int, n: int):
+    """Random boxes plus the ones that stress the bookkeeping: bottom rows first (the walk
+    reaches the end before any checkpoint is used), a thin top strip, boxes starting exactly
+    on and just after a checkpoint column (32 MCUs), the last column, the whole image."""
+    out = [(oh - 3, ow - 50, 3, 50), (0, 0, 2, ow), (5, 64, 10, 1), (5, 63, 10, 2), (7, 65, 9, 30),
+           (0, ow - 1, oh, 1), (0, 0, oh, ow)]
+    for _ in range(n):
+        h, w = int(rng.integers(1, oh + 1)), int(rng.integers(1, ow + 1))
+        out.append((int(rng.integers(0, oh - h + 1)), int(rng.integers(0, ow - w + 1)), h, w))
+    return out
+
+
+def check(data: bytes, channels: int, boxes) -> int:
+    """Decodes each box through the DC path and through libjpeg; returns how many the DC path
+    took (all, for the baseline files here)."""
+    took = 0
+    for y, x, h, w in boxes:
+        fast, t = _core.decode_jpeg_region(data, channels, 8, y, x, h, w, True)
+        ref, _ = _core.decode_jpeg_region(data, channels, 8, y, x, h, w, False)
+        assert fast.shape == ref.shape == (h, w, channels)
+        assert np.array_equal(fast, ref), (y, x, h, w, int(np.abs(fast.astype(int) - ref).max()))
+        took += t
+    return took
+
+
+@pytest.mark.parametrize("sampling,grey", [("420", False), ("444", False), ("422", False), ("420", True)])
+def test_every_region_decode_matches_libjpeg_while_checkpoints_build_and_are_used(sampling, grey):
+    H, W = 1400, 2100  # 1/8: 175 x 263 (MCU columns 132 at 4:2:0: checkpoints at 0, 32, ..., 128)
+    data = big_jpeg(3, H, W, sampling, grey)
+    oh, ow = (H + 7) // 8, (W + 7) // 8
+    boxes = regions(np.random.default_rng(5), oh, ow, 40)
+    for channels in (3, 1, 4):
+        assert check(data, channels, boxes) == len(boxes)
+
+
+def test_a_changed_file_of_the_same_size_is_walked_afresh():
+    H, W = 1200, 1600
+    a = big_jpeg(11, H, W)
+    b = bytearray(a)
+    # Flip bits in the middle of the scan: same length, same header, other data; the decode
+    # of `b` must not reuse `a`'s checkpoints (it either matches libjpeg or is refused alike).
+    mid = len(b) // 2
+    for i in range(mid, mid + 64):
+        if b[i] not in (0xFF, 0x00) and b[i - 1] != 0xFF:
+            b[i] ^= 0x10
+    b = bytes(b)
+    oh, ow = (H + 7) // 8, (W + 7) // 8
+    assert check(a, 3, [(0, 0, oh, ow), (oh - 10, 0, 10, ow)]) == 2  # a's checkpoints cover every row
+    for box in [(oh - 10, 0, 10, ow), (oh // 2, 10, oh // 2, 50), (0, 0, oh, ow)]:
+        def run(fast):
+            try:
+                return _core.decode_jpeg_region(b, 3, 8, *box, fast)[0]
+            except _core.DecodeError as e:
+                return str(e)
+
+        got, ref = run(True), run(False)
+        if isinstance(ref, str):
+            assert got == ref
+        else:
+            assert np.array_equal(got, ref)
+
+
+def test_truncated_copy_of_an_indexed_file_behaves_as_libjpeg():
+    H, W = 1200, 1600
+    data = big_jpeg(12, H, W)
+    oh, ow = (H + 7) // 8, (W + 7) // 8
+    check(data, 3, [(0, 0, oh, ow)])
+    cut = data[: len(data) * 2 // 3]
+    for box in [(0, 0, 20, ow), (oh - 20, 0, 20, ow)]:
+        try:
+            got = _core.decode_jpeg_region(cut, 3, 8, *box, True)[0]
+        except _core.DecodeError as e:
+            got = str(e)
+        try:
+            ref = _core.decode_jpeg_region(cut, 3, 8, *box, False)[0]
+        except _core.DecodeError as e:
+            ref = str(e)
+        if isinstance(ref, str):
+            assert got == ref
+        else:
+            assert np.array_equal(got, ref)
+
+
+def test_restart_markers_and_progressive_files_still_decode_exactly():
+    rng = np.random.default_rng(4)
+    img = photo_like(rng, 1300, 1700)
+    img = np.clip(img.astype(np.int16) + rng.normal(0, 14, img.shape), 0, 255).astype(np.uint8)
+    ok, rst = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_RST_INTERVAL, 7])
+    assert ok
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=95, progressive=True)
+    oh, ow = (1300 + 7) // 8, (1700 + 7) // 8
+    boxes = regions(np.random.default_rng(6), oh, ow, 10)
+    assert check(rst.tobytes(), 3, boxes) == len(boxes)  # restart segments: the DC path, no checkpoints
+    assert check(buf.getvalue(), 3, boxes) == 0  # progressive: libjpeg
