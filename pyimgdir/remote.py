@@ -1,9 +1,10 @@
 """Remote sources: listing and fetching a directory given as a URL (``gs://``, ``s3://``,
 or any fsspec protocol such as ``memory://`` or ``file://``).
 
-Listing is one prefix listing of the whole tree (paginated by the store: a request per
-thousand objects, not one per file), turned into Keras' classes, files, order and labels
-by the same rules as a local walk. Fetching runs on fsspec's event loop: many requests in
+Listing is one delimited listing of the top level, then each top-level folder's subtree
+listed concurrently (paginated by the store: a request per thousand objects, not one per
+file), turned into Keras' classes, files, order and labels by the same rules as a local
+walk. Fetching runs on fsspec's event loop: many requests in
 flight, a cap on the bytes held, a timeout per request, bounded retries with exponential
 backoff and jitter for transient failures. Each object's bytes go to the C++ core's
 decode threads as they are (the core keeps a buffer reference, no copy); failures become
@@ -259,13 +260,21 @@ class RemoteStore:
 
     # -- listing ----------------------------------------------------------------------
     def list_tree(self) -> Listing:
-        """Every object under the directory, in one (paginated) prefix listing."""
+        """Every object under the directory. On an object store: one listing of the top level
+        (with a delimiter: its objects and its folders), then each top-level folder's whole
+        subtree listed concurrently (up to ``requests_in_flight`` at a time), each paginated
+        by the store (a request per thousand objects) and retried like a fetch. Per-class
+        listings run side by side instead of one long chain of pages, each page waiting on
+        the one before for its continuation token."""
         fs = self.fs
         try:
             fs.invalidate_cache(self.root)
         except Exception:  # noqa: BLE001 - a filesystem without a listing cache
             pass
-        entries = fs.find(self.root, withdirs=True, detail=True)
+        if getattr(fs, "async_impl", False) and hasattr(fs, "_ls") and hasattr(fs, "_find"):
+            entries = asyncio.run_coroutine_threadsafe(self._list_concurrently(), self.loop).result()
+        else:
+            entries = fs.find(self.root, withdirs=True, detail=True)
         files: Dict[str, int] = {}
         stamps: Dict[str, str] = {}
         dirs: set = set()
@@ -292,6 +301,57 @@ class RemoteStore:
             for k in range(1, len(parts)):
                 dirs.add("/".join(parts[:k]))
         return Listing(files, stamps, dirs)
+
+    async def _list_concurrently(self) -> dict:
+        fs = self.fs
+        try:
+            top = await self._retrying(self.url, lambda: fs._ls(self.root, detail=True))
+        except FetchError as e:
+            if e.status == 404:  # no such directory: an empty listing, reported by the caller
+                return {}
+            raise
+        entries = {}
+        folders = []
+        for info in top:
+            entries[info["name"]] = info
+            if info.get("type") == "directory":
+                folders.append(info["name"].rstrip("/"))
+        gate = asyncio.Semaphore(self.options.requests_in_flight)
+
+        async def subtree(path: str) -> dict:
+            async with gate:
+                return await self._retrying(f"{self.protocol}://{path}/",
+                                            lambda: fs._find(path, withdirs=True, detail=True))
+
+        for found in await asyncio.gather(*(subtree(f) for f in folders)):
+            entries.update(found)
+        return entries
+
+    async def _retrying(self, url: str, request):
+        """Awaits ``request()`` under the per-attempt timeout, retrying transient failures
+        with backoff and jitter up to ``retries`` times; raises FetchError naming `url`."""
+        opts = self.options
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                if _timeout is not None:
+                    async with _timeout(opts.request_timeout):
+                        return await request()
+                return await asyncio.wait_for(request(), opts.request_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - classified below
+                if isinstance(e, (TimeoutError, asyncio.TimeoutError)) and not str(e):
+                    e = TimeoutError(f"no response within {opts.request_timeout:g} s")
+                transient, status, detail = classify(e)
+                if not transient or attempt > opts.retries:
+                    self.failed += 1
+                    raise FetchError(url, status, detail, attempt, transient) from e
+                self.retried += 1
+                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+                await asyncio.sleep(delay)
 
     def exists(self) -> bool:
         try:
@@ -322,28 +382,7 @@ class RemoteStore:
     async def fetch(self, url: str) -> bytes:
         """The object's bytes, retrying transient failures; raises FetchError."""
         path = self.path_of(url)
-        opts = self.options
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests += 1
-            try:
-                if _timeout is not None:
-                    async with _timeout(opts.request_timeout):
-                        return await self._get_once(path)
-                return await asyncio.wait_for(self._get_once(path), opts.request_timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - classified below
-                if isinstance(e, (TimeoutError, asyncio.TimeoutError)) and not str(e):
-                    e = TimeoutError(f"no response within {opts.request_timeout:g} s")
-                transient, status, detail = classify(e)
-                if not transient or attempt > opts.retries:
-                    self.failed += 1
-                    raise FetchError(url, status, detail, attempt, transient) from e
-                self.retried += 1
-                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
-                await asyncio.sleep(delay)
+        return await self._retrying(url, lambda: self._get_once(path))
 
     def fetch_blocking(self, urls: Sequence[str]):
         """Yields (index, bytes or FetchError) for `urls` as they complete, with the same

@@ -225,20 +225,44 @@ def proxied(s3_server):
 
 
 def test_one_get_per_object_and_a_bounded_listing(s3_server, proxied, make_tree):
-    local = make_tree({f"k{i}": 260 for i in range(10)}, ext=".png", size_range=(4, 6))
+    # one class of 2,300 objects (three pages of up to 1,000) and nine of 30
+    local = make_tree({"k0": 2300, **{f"k{i}": 30 for i in range(1, 10)}}, ext=".png", size_range=(4, 6))
     bucket = _bucket()
     s3_server.make_bucket(bucket)
     s3_server.upload_tree(local, bucket, "d")
-    proxy = proxied()
-    ds = pyimgdir.image_dataset_from_directory(f"s3://{bucket}/d", **_s3(proxy.url), **KW)
-    assert len(ds.file_paths) == 2600
+    # every listing request waits 0.3 s: class listings that ran one after another would
+    # never be in flight together
+    proxy = proxied(latency=0.3, slow=lambda m, p: p.endswith("?"))
+    ds = pyimgdir.image_dataset_from_directory(f"s3://{bucket}/d", **_s3(proxy.url), seed=2, **KW)
+    assert len(ds.file_paths) == 2570
     listing = proxy.requests_for(lambda m, p: m == "GET" and p.endswith("?"))
-    assert listing == 3, proxy.counts  # 2,600 keys: three pages of up to 1,000
+    # the top level (one page: ten folders), then each folder: 3 pages for k0, 1 for the rest
+    assert listing == 1 + 3 + 9, proxy.counts
+    assert proxy.max_in_flight == 10, proxy.max_in_flight  # the ten class listings at once
     assert proxy.requests_for(lambda m, p: m != "GET") == 0  # no HEAD per object
+    loc = pyimgdir.image_dataset_from_directory(str(local), seed=2, **KW)
+    assert ds.class_names == loc.class_names and _rel(ds.file_paths, f"s3://{bucket}/d") == _rel(loc.file_paths, local)
     proxy.reset_counts()
     _epochs(ds)
     gets = {p: n for (m, p), n in proxy.counts.items() if _is_object_get(m, p)}
-    assert len(gets) == 2600 and set(gets.values()) == {1}
+    assert len(gets) == 2570 and set(gets.values()) == {1}
+
+
+def test_listing_faults_are_retried(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    clean = proxied()
+    pyimgdir.image_dataset_from_directory(url, **_s3(clean.url), **KW)
+    pages = clean.requests_for(lambda m, p: m == "GET" and p.endswith("?"))
+    # listing requests answered 503 SlowDown or dropped, at most 5 in all (retries=5 outlasts them)
+    proxy = proxied(p_503=0.35, p_drop=0.35, faulty=lambda m, p: p.endswith("?"), max_faults_per_path=5, seed=3)
+    rem = pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), seed=4, **KW)
+    loc = pyimgdir.image_dataset_from_directory(str(local), seed=4, **KW)
+    assert rem.class_names == loc.class_names
+    assert _rel(rem.file_paths, url) == _rel(loc.file_paths, local)
+    faults = sum(proxy.faults.values())
+    assert faults >= 2 and set(proxy.faults) == {"503", "drop"}, proxy.faults
+    # each failed listing request was asked again, once per failure
+    assert proxy.requests_for(lambda m, p: m == "GET" and p.endswith("?")) == pages + faults
 
 
 def test_shards_fetch_only_their_own_objects(s3_server, s3_tree, proxied):
