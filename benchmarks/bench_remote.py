@@ -156,26 +156,30 @@ def run_plain_loop(url, endpoint, limit):
             "files": len(paths)}
 
 
-def measure_listing(server, count):
-    """Lists a bucket of `count` objects in 100 class folders: wall time, requests, and the
-    CPU time of this process (s3fs/botocore parsing, pyimgdir's indexing) and of the server."""
+def measure_listing(server, count, latencies):
+    """Lists a bucket of `count` objects in 100 class folders through each latency's proxy:
+    wall time, list requests, the CPU time of this process (s3fs/botocore parsing,
+    pyimgdir's indexing) and of the server (moto answers every page by walking the whole
+    bucket, so its time grows with the bucket, not with the page)."""
     server.call("populate", ("big", count))
     import pyimgdir
 
-    before = server.call("stats")
-    t, c = time.perf_counter(), _cpu()
-    ds = pyimgdir.image_dataset_from_directory(
-        "s3://big/d", storage_options={"endpoint_url": server.endpoint(0)}, **KW)
-    wall, client_cpu = time.perf_counter() - t, _cpu() - c
-    after = server.call("stats")
-    assert len(ds.file_paths) == count, len(ds.file_paths)
-    listing = {"objects": count, "classes": len(ds.class_names), "wall_s": round(wall, 2),
-               "client_cpu_s": round(client_cpu, 2),
-               "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
-               "requests": after["requests"][0] - before["requests"][0]}
-    print(f"\nlisting {count} objects: {wall:.1f} s wall, {listing['requests']} requests; "
-          f"client CPU {client_cpu:.1f} s, server CPU {listing['server_cpu_s']:.1f} s", flush=True)
-    return listing
+    out = []
+    for lat in latencies:
+        before = server.call("stats")
+        t, c = time.perf_counter(), _cpu()
+        ds = pyimgdir.image_dataset_from_directory(
+            "s3://big/d", storage_options={"endpoint_url": server.endpoint(lat)}, **KW)
+        wall, client_cpu = time.perf_counter() - t, _cpu() - c
+        after = server.call("stats")
+        assert len(ds.file_paths) == count, len(ds.file_paths)
+        row = {"objects": count, "classes": len(ds.class_names), "latency_ms": lat, "wall_s": round(wall, 2),
+               "client_cpu_s": round(client_cpu, 2), "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
+               "requests": after["requests"][lat] - before["requests"][lat]}
+        print(f"\nlisting {count} objects, {lat} ms a request: {wall:.1f} s wall, {row['requests']} requests; "
+              f"client CPU {client_cpu:.1f} s, server CPU {row['server_cpu_s']:.1f} s", flush=True)
+        out.append(row)
+    return out
 
 
 def run_fetch_only(url, endpoint):
@@ -216,9 +220,9 @@ def main() -> int:
         root = ensure(args.dataset, HERE / "data")
     latencies = [int(v) for v in args.latencies.split(",")]
     if args.listing_only:
-        server = Server([0])
+        server = Server(latencies)
         try:
-            listing = measure_listing(server, args.list_objects)
+            listing = measure_listing(server, args.list_objects, latencies)
         finally:
             server.stop()
         out = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
@@ -280,7 +284,7 @@ def main() -> int:
                   f"{t['s3_vs_local']:>7.0%}  {t['plain_loop']:>10.1f}   {t['s3_client_cpu_ms_per_image']}, "
                   f"{t['s3_server_cpu_ms_per_image']}, {t['local_cpu_ms_per_image']}")
 
-        listing = measure_listing(server, args.list_objects) if args.list_objects else None
+        listing = measure_listing(server, args.list_objects, latencies) if args.list_objects else None
         if listing is None and Path(args.json).exists():  # keep an earlier --listing-only result
             listing = json.loads(Path(args.json).read_text()).get("listing")
     finally:
