@@ -209,7 +209,8 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         throw DecodeError("crop region outside the image");
     }
 
-    if (cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
+    const bool fast = cinfo.scale_denom == 8 ? opts.jpeg_fast_eighth : cinfo.scale_denom == 4 && opts.jpeg_fast_quarter;
+    if (fast &&
         decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out, use_region ? &region : nullptr)) {
         out.source_height = static_cast<int>(cinfo.image_height);
         out.source_width = static_cast<int>(cinfo.image_width);
