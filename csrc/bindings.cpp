@@ -97,16 +97,20 @@ auto without_gil(F&& f) -> decltype(f()) {
 
 // Decodes without the GIL into a per-thread pixel buffer kept between calls (a fresh one per
 // call costs a zero-fill and page faults: for a 12-megapixel photo, more than the copy out),
-// given back when over 64 MiB. Returns an (H, W, C) copy and whether the 1/8 DC-term path
-// decoded it.
+// given back when over 64 MiB. Returns an (H, W, C) copy (of just the region after a region
+// decode) and whether the fast 1/8 or 1/4 JPEG path decoded it.
 std::pair<py::array_t<uint8_t>, bool> decode_to_array(std::string_view data, const DecodeOptions& o) {
     thread_local Image img;
     {
         py::gil_scoped_release nogil;
         decode_image(reinterpret_cast<const uint8_t*>(data.data()), data.size(), o, img);
     }
-    py::array_t<uint8_t> out({img.height, img.width, img.channels});
-    std::memcpy(out.mutable_data(), img.data(), img.pixels.size());
+    const int w = img.region ? img.region_w : img.width;
+    py::array_t<uint8_t> out({img.height, w, img.channels});
+    const size_t row = static_cast<size_t>(w) * img.channels, stride = static_cast<size_t>(img.width) * img.channels;
+    for (int y = 0; y < img.height; ++y)
+        std::memcpy(out.mutable_data() + y * row, img.data() + y * stride + static_cast<size_t>(img.region_x) * img.channels,
+                    row);
     const bool dc = img.from_dc_terms;
     if (img.pixels.capacity() > (size_t(64) << 20)) std::vector<uint8_t>().swap(img.pixels);
     return {std::move(out), dc};
@@ -341,51 +345,35 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "decode_jpeg_scaled",
-        [](py::bytes data, int channels, int scale, bool fast_eighth) {
+        [](py::bytes data, int channels, int scale, bool fast_eighth, bool fast_quarter,
+           std::optional<std::array<int, 4>> region) {
             if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
                 throw std::invalid_argument("scale must be 1, 2, 4 or 8");
             std::string_view v = data;
             DecodeOptions o;
             o.channels = channels;
             o.jpeg_fast_eighth = fast_eighth;
+            o.jpeg_fast_quarter = fast_quarter;
             o.choose_jpeg_scale = [](const void* ctx, int, int) { return *static_cast<const int*>(ctx); };
             o.scale_ctx = &scale;
+            DecodeRegion r;
+            if (region) {
+                r.y = (*region)[0];
+                r.x = (*region)[1];
+                r.h = (*region)[2];
+                r.w = (*region)[3];
+                r.scale = scale;
+                o.choose_region = [](const void* ctx, int, int, DecodeRegion& out) {
+                    out = *static_cast<const DecodeRegion*>(ctx);
+                    return true;
+                };
+                o.region_ctx = &r;
+            }
             auto [out, dc] = decode_to_array(v, o);
             return py::make_tuple(out, dc);
         },
-        py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true);
-
-    // One region of a JPEG at scale 1/`scale`, as a random-resized crop decodes it (the box in
-    // scaled pixels): an (h, w, C) array and whether the DC-term path decoded it.
-    m.def(
-        "decode_jpeg_region",
-        [](py::bytes data, int channels, int scale, int y, int x, int h, int w, bool fast_eighth) {
-            if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
-                throw std::invalid_argument("scale must be 1, 2, 4 or 8");
-            std::string_view v = data;
-            DecodeOptions o;
-            o.channels = channels;
-            o.jpeg_fast_eighth = fast_eighth;
-            DecodeRegion want{y, x, h, w, scale};
-            o.choose_region = [](const void* ctx, int, int, DecodeRegion& r) {
-                r = *static_cast<const DecodeRegion*>(ctx);
-                return true;
-            };
-            o.region_ctx = &want;
-            thread_local Image img;
-            {
-                py::gil_scoped_release nogil;
-                decode_image(reinterpret_cast<const uint8_t*>(v.data()), v.size(), o, img);
-            }
-            const int c = img.channels;
-            py::array_t<uint8_t> out({img.height, img.region_w, c});
-            for (int r = 0; r < img.height; ++r)
-                std::memcpy(out.mutable_data(r), img.data() + (static_cast<size_t>(r) * img.width + img.region_x) * c,
-                            static_cast<size_t>(img.region_w) * c);
-            return py::make_tuple(out, img.from_dc_terms);
-        },
-        py::arg("data"), py::arg("channels"), py::arg("scale"), py::arg("y"), py::arg("x"), py::arg("h"),
-        py::arg("w"), py::arg("fast_eighth") = true);
+        py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true,
+        py::arg("fast_quarter") = false, py::arg("region") = py::none());
 
     m.def(
         "resize",

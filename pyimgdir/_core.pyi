@@ -49,11 +49,19 @@ def decode(
     Pillow's conventions. Raises :class:`DecodeError`."""
 
 def decode_jpeg_scaled(
-    data: bytes, channels: int = 3, scale: int = 8, fast_eighth: bool = True
+    data: bytes,
+    channels: int = 3,
+    scale: int = 8,
+    fast_eighth: bool = True,
+    fast_quarter: bool = False,
+    region: Optional[Tuple[int, int, int, int]] = None,
 ) -> Tuple[NDArray[np.uint8], bool]:
     """Decodes with DCT scaling 1/``scale`` (1, 2, 4 or 8) as ``jpeg_downscale`` does, for any
-    format (only JPEGs scale). Returns the image and whether the 1/8 path built it from the DC
-    terms (``fast_eighth=False`` always decodes through libjpeg)."""
+    format (only JPEGs scale). Returns the image and whether the fast path decoded it straight
+    from the entropy-coded data: at 1/8 unless ``fast_eighth=False``, at 1/4 only with
+    ``fast_quarter=True`` (exact, but slower than libjpeg-turbo, so the pipeline leaves it
+    off). ``region`` (y, x, height, width in scaled pixels) decodes just that part, as random
+    crops do (a JPEG only; other formats ignore it)."""
 
 def resize(
     image: ArrayLike, height: int, width: int, method: str = "bilinear"

@@ -1,8 +1,10 @@
-"""The 1/8-scale JPEG path that decodes from DC terms (csrc/core/decode_jpeg_eighth.cpp).
+"""The JPEG path that decodes straight from the entropy-coded data at 1/8 scale (DC terms) and
+at 1/4: for regions (random crops) by default, for whole images only when asked
+(`fast_quarter`; libjpeg is faster there) (csrc/core/decode_jpeg_eighth.cpp).
 
-It must give exactly libjpeg-turbo's 1/8 pixels (and so tf.io.decode_jpeg(ratio=8)'s), take
-every baseline file it claims, and on anything damaged behave exactly as libjpeg does
-(it hands such files back to libjpeg)."""
+It must give exactly libjpeg-turbo's pixels at that scale (and so
+tf.io.decode_jpeg(ratio=8 or 4)'s), take every baseline file it claims, and on anything
+damaged behave exactly as libjpeg does (it hands such files back to libjpeg)."""
 
 from __future__ import annotations
 
@@ -43,13 +45,13 @@ def pil_jpeg(rgb: np.ndarray, **kw) -> bytes:
     return out.getvalue()
 
 
-def both(data: bytes, channels: int):
-    """(fast result, whether the DC path took it, libjpeg result); results are arrays or the
-    DecodeError message."""
+def both(data: bytes, channels: int, scale: int = 8, region=None):
+    """(fast result, whether the fast path took it, libjpeg result) at 1/`scale`; results are
+    arrays or the DecodeError message."""
 
     def run(fast):
         try:
-            return _core.decode_jpeg_scaled(data, channels, 8, fast)
+            return _core.decode_jpeg_scaled(data, channels, scale, fast, fast, region)
         except _core.DecodeError as e:
             return str(e), False
 
@@ -88,6 +90,30 @@ def cases():
 CASES = cases()
 
 
+def quarter_cases():
+    """More files at ordinary qualities for 1/4, where every AC term counts."""
+    rng = np.random.default_rng(4)
+    sizes = [(5, 3), (15, 23), (33, 17), (66, 94), (131, 257), (479, 641)]
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        q = [50, 60, 85, 95, 100, 70][i]
+        img = photo_like(rng, h, w)
+        for s in ("420", "444"):
+            out.append((f"cv2-{h}x{w}-q{q}-{s}", cv2_jpeg(img, q, s)))
+        out.append((f"cv2-{h}x{w}-q{q}-gray", cv2_jpeg(img[..., 2], q)))
+        out.append((f"cv2-{h}x{w}-q{q}-444-rst", cv2_jpeg(img, q, "444", restart=1 + i % 4)))
+        out.append((f"pil-{h}x{w}-q{q}-444", pil_jpeg(img, quality=q, subsampling=0)))
+    return CASES + out
+
+
+QUARTER_CASES = quarter_cases()
+
+
+def quarter_expected(name: str) -> bool:
+    """Whether the 1/4 path takes a file: libjpeg upsamples 4:2:2 and 4:4:0 chroma fancily."""
+    return not name.endswith(("-422", "-440"))
+
+
 @pytest.mark.parametrize("name,data", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_dc_path_takes_baseline_files_and_matches_libjpeg(name, data, channels):
@@ -105,20 +131,71 @@ def test_dc_path_matches_tf_ratio_8(tf, name, data):
         np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("name,data", QUARTER_CASES, ids=[c[0] for c in QUARTER_CASES])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_quarter_path_takes_baseline_420_444_grey_and_matches_libjpeg(name, data, channels):
+    fast, took, ref = both(data, channels, 4)
+    assert took == quarter_expected(name)
+    assert_same(fast, ref)
+
+
+def test_quarter_path_takes_regions_and_whole_images_only_when_asked():
+    data = next(d for n, d in CASES if n.startswith("cv2-600x803") and n.endswith("-420"))
+    assert _core.decode_jpeg_scaled(data, 3, 4, fast_quarter=True)[1]
+    assert not _core.decode_jpeg_scaled(data, 3, 4)[1]
+    h, w = _core.decode_jpeg_scaled(data, 3, 4)[0].shape[:2]
+    region = (h // 4, w // 3, h // 2, w // 3)
+    fast, took = _core.decode_jpeg_scaled(data, 3, 4, region=region)
+    assert took
+    ref, took_ref = _core.decode_jpeg_scaled(data, 3, 4, False, region=region)
+    assert not took_ref and np.array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("name,data", QUARTER_CASES[::3], ids=[c[0] for c in QUARTER_CASES[::3]])
+def test_quarter_path_matches_tf_ratio_4(tf, name, data):
+    for channels in (1, 3):
+        got, took = _core.decode_jpeg_scaled(data, channels, 4, fast_quarter=True)
+        assert took == quarter_expected(name)
+        ref = tf.io.decode_jpeg(data, channels=channels, ratio=4, dct_method="INTEGER_FAST").numpy()
+        np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("scale", [8, 4])
+def test_regions_match_libjpeg(scale):
+    """Random regions (what random-resized crops decode) equal libjpeg's cropped decode: the
+    MCU range, the rows below the region and, with restart markers, skipped segments."""
+    rng = np.random.default_rng(scale)
+    files = [c for c in QUARTER_CASES if quarter_expected(c[0]) and c[0].startswith(("cv2-257", "cv2-600", "cv2-131", "cv2-479", "noise"))]
+    assert len(files) >= 10
+    for name, data in files:
+        full = _core.decode_jpeg_scaled(data, 3, scale, False)[0]
+        h, w = full.shape[:2]
+        for _ in range(6):
+            rh, rw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+            region = (int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1)), rh, rw)
+            for channels in (1, 3):
+                fast, took, ref = both(data, channels, scale, region)
+                assert took, (name, region)
+                assert_same(fast, ref)
+            y, x = region[:2]
+            np.testing.assert_array_equal(both(data, 3, scale, region)[0], full[y : y + rh, x : x + rw])
+
+
 def test_progressive_and_other_scales_go_through_libjpeg():
     img = photo_like(np.random.default_rng(1), 160, 200)
     prog = pil_jpeg(img, quality=90, progressive=True)
-    fast, took, ref = both(prog, 3)
-    assert not took
-    assert_same(fast, ref)
     # 4:1:1 (a sampling factor of 4) is left to libjpeg too.
     wide = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411])[1].tobytes()
-    fast, took, ref = both(wide, 3)
-    assert not took
-    assert_same(fast, ref)
+    for data in (prog, wide):
+        for scale in (8, 4):
+            fast, took, ref = both(data, 3, scale)
+            assert not took
+            assert_same(fast, ref)
     base = pil_jpeg(img, quality=90)
     for scale in (1, 2, 4):
         assert not _core.decode_jpeg_scaled(base, 3, scale)[1]
+    for scale in (1, 2):
+        assert not _core.decode_jpeg_scaled(base, 3, scale, fast_quarter=True)[1]
     assert _core.decode_jpeg_scaled(base, 3, 8)[1]
 
 
@@ -146,7 +223,8 @@ def mutations(data: bytes, rng: np.random.Generator, n: int):
         yield bytes(b)
 
 
-def test_damaged_files_behave_exactly_as_libjpeg():
+@pytest.mark.parametrize("scale", [8, 4])
+def test_damaged_files_behave_exactly_as_libjpeg(scale):
     rng = np.random.default_rng(99)
     img = photo_like(rng, 96, 136)
     sources = [cv2_jpeg(img, 90, "420"), cv2_jpeg(img, 75, "444", restart=3), cv2_jpeg(img[..., 1], 60)]
@@ -154,20 +232,21 @@ def test_damaged_files_behave_exactly_as_libjpeg():
     for data in sources:
         for bad in mutations(data, rng, 150):
             for channels in (1, 3):
-                fast, took, ref = both(bad, channels)
+                fast, took, ref = both(bad, channels, scale)
                 taken += took
                 assert_same(fast, ref)
-    # Harmless damage (garbage after the scan, flips that still decode) stays on the DC path.
+    # Harmless damage (garbage after the scan, flips that still decode) stays on the fast path.
     assert taken > 0
 
 
-def test_restart_markers_out_of_order_fall_back():
+@pytest.mark.parametrize("scale", [8, 4])
+def test_restart_markers_out_of_order_fall_back(scale):
     img = photo_like(np.random.default_rng(3), 64, 64)
     data = bytearray(cv2_jpeg(img, 90, "420", restart=1))
     rst = [i for i in range(len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
     assert len(rst) >= 2
     data[rst[0] + 1], data[rst[1] + 1] = data[rst[1] + 1], data[rst[0] + 1]
-    fast, took, ref = both(bytes(data), 3)
+    fast, took, ref = both(bytes(data), 3, scale)
     assert not took
     assert_same(fast, ref)
 
@@ -175,15 +254,16 @@ def test_restart_markers_out_of_order_fall_back():
 CORPUS = sorted((Path(__file__).parent / "data" / "fuzz_corpus").glob("*"))
 
 
-def test_fuzz_corpus_jpegs_same_through_both_paths():
+@pytest.mark.parametrize("scale", [8, 4])
+def test_fuzz_corpus_jpegs_same_through_both_paths(scale):
     """Every corpus JPEG (including inputs the differential fuzzer once flagged: a chroma
-    block whose 2x2 IDCT overflows libjpeg-turbo's 16-bit SIMD) at scale 1/8."""
+    block whose 2x2 IDCT overflows libjpeg-turbo's 16-bit SIMD) at scales 1/8 and 1/4."""
     jpegs = [p for p in CORPUS if p.is_file() and _core.sniff_format(p.read_bytes()) == "JPEG"]
     assert len(jpegs) >= 20
     taken = 0
     for p in jpegs:
         for channels in (1, 3, 4):
-            fast, took, ref = both(p.read_bytes(), channels)
+            fast, took, ref = both(p.read_bytes(), channels, scale)
             taken += took
             assert_same(fast, ref)
     assert taken > 0

@@ -209,7 +209,12 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         throw DecodeError("crop region outside the image");
     }
 
-    if (cinfo.scale_denom == 8 && opts.jpeg_fast_eighth &&
+    // 1/8 always; 1/4 for a region (a crop: the rows above it and the MCUs beside it are only
+    // walked, which beats libjpeg's full Huffman decode of them), for whole images only when
+    // asked (there libjpeg-turbo's own decoder is faster).
+    const bool fast = cinfo.scale_denom == 8 ? opts.jpeg_fast_eighth
+                      : cinfo.scale_denom == 4 && (opts.jpeg_fast_quarter || (use_region && opts.jpeg_fast_eighth));
+    if (fast &&
         decode_jpeg_eighth(cinfo, dec.src.next_input_byte, data + size, want, out, use_region ? &region : nullptr)) {
         out.source_height = static_cast<int>(cinfo.image_height);
         out.source_width = static_cast<int>(cinfo.image_width);

@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kFastBits = 9;    // one-symbol lookup: codes up to 9 bits
 constexpr int kSkipBits = 13;   // luma AC skip lookup: as many whole symbols as fit in 13 bits
+constexpr int kValueBits = 11;  // AC value lookup: a code and its value bits within 11 bits
 constexpr size_t kPad = 8192;   // zero bytes after the data; one MCU reads under kPad / 2
 
 // Zig-zag position -> natural (row-major) position in the 8x8 block (JPEG, Figure A.6).
@@ -33,7 +34,13 @@ struct Huffman {
     // their value bits) they hold, the coefficient positions those advance, and bit 15 when
     // the last of them is end-of-block. 0: decode one symbol the long way.
     uint16_t skip[1 << kSkipBits];
+    // AC tables only: for the next kValueBits bits holding a whole nonzero coefficient (code
+    // and value bits), (value << 16) | (zero run << 8) | bits taken. 0: decode the long way.
+    int32_t value[1 << kValueBits];
 };
+
+// The value of `s` bits read as a JPEG magnitude category (libjpeg's HUFF_EXTEND).
+inline int extend(int v, int s) { return v < (1 << (s - 1)) ? v - (1 << s) + 1 : v; }
 
 // Builds a table from a DHT segment as libjpeg checks it (jpeg_make_d_derived_tbl): at most
 // 256 symbols, no all-ones code of any length, DC symbols at most 15. Returns false where
@@ -62,6 +69,14 @@ bool build_huffman(const JHUFF_TBL* t, bool dc, Huffman& h) {
         code <<= 1;
     }
     if (dc) return true;
+    for (uint32_t idx = 0; idx < (1u << kValueBits); ++idx) {
+        const uint16_t f = h.fast[idx >> (kValueBits - kFastBits)];
+        const int len = f >> 8, run = (f & 0xFF) >> 4, size = f & 15;
+        h.value[idx] = 0;
+        if (len == 0 || size == 0 || len + size > kValueBits) continue;
+        const int bits = static_cast<int>(idx >> (kValueBits - len - size)) & ((1 << size) - 1);
+        h.value[idx] = static_cast<int32_t>(static_cast<uint32_t>(extend(bits, size)) << 16) | run << 8 | (len + size);
+    }
     for (uint32_t idx = 0; idx < (1u << kSkipBits); ++idx) {
         int used = 0, advance = 0, eob = 0;
         while (used < kSkipBits) {
@@ -127,9 +142,6 @@ inline bool decode_symbol(Bits& b, const Huffman& h, int& sym) {
     return false;  // no such code: damaged data
 }
 
-// The value of `s` bits read as a JPEG magnitude category (libjpeg's HUFF_EXTEND).
-inline int extend(int v, int s) { return v < (1 << (s - 1)) ? v - (1 << s) + 1 : v; }
-
 // Walks one block's AC codes without keeping the values.
 inline bool skip_ac(Bits& b, const Huffman& h) {
     for (int k = 1; k < 64;) {
@@ -158,26 +170,47 @@ inline bool skip_ac(Bits& b, const Huffman& h) {
 }
 
 // Decodes one block's AC values into `coef` (natural order, zeroed by the caller), marking
-// the positions written in `nonzero`.
-inline bool decode_ac(Bits& b, const Huffman& h, int16_t* coef, uint64_t& nonzero) {
+// the positions written in `nonzero`. Works on local copies of the reader and the mask: the
+// compiler cannot tell that the coefficient stores leave them alone, and would otherwise
+// keep them in memory.
+inline bool decode_ac(Bits& bits, const Huffman& h, int16_t* coef, uint64_t& nonzero) {
+    Bits b = bits;
+    uint64_t nz = 0;
+    bool ok = true;
     for (int k = 1; k < 64; ++k) {
         if (b.n < 32) b.refill();
-        int rs;
-        if (!decode_symbol(b, h, rs)) return false;
-        const int run = rs >> 4, size = rs & 15;
-        if (size) {
-            k += run;
-            if (k > 63) return false;  // libjpeg clamps this; leave damaged data to it
-            const int v = static_cast<int>(b.peek(size));
-            b.drop(size);
-            coef[kNatural[k]] = static_cast<int16_t>(extend(v, size));
-            nonzero |= uint64_t(1) << kNatural[k];
+        const int32_t e = h.value[b.peek(kValueBits)];
+        int v;
+        if (e) {  // most coefficients: one lookup
+            b.drop(e & 0xFF);
+            k += (e >> 8) & 0xFF;
+            v = e >> 16;
         } else {
-            if (run != 15) return true;
-            k += 15;
+            int rs;
+            if (!decode_symbol(b, h, rs)) {
+                ok = false;  // no such code: damaged data
+                break;
+            }
+            const int run = rs >> 4, size = rs & 15;
+            if (size == 0) {
+                if (run != 15) break;  // end of block
+                k += 15;
+                continue;
+            }
+            k += run;
+            v = extend(static_cast<int>(b.peek(size)), size);
+            b.drop(size);
         }
+        if (k > 63) {  // libjpeg clamps this; leave damaged data to it
+            ok = false;
+            break;
+        }
+        coef[kNatural[k]] = static_cast<int16_t>(v);
+        nz |= uint64_t(1) << kNatural[k];
     }
-    return true;
+    bits = b;
+    nonzero = nz;
+    return ok;
 }
 
 // The AC positions (natural order) the 2x2 IDCT reads: rows and columns 0, 1, 3, 5, 7.
@@ -242,13 +275,80 @@ bool idct_2x2(const int16_t* coef, const int16_t* q, uint8_t* out, size_t stride
     return true;
 }
 
-// The same IDCT when no AC term it reads is set: one value, under the same conditions.
-bool idct_2x2_dc(int dc, int q0, uint8_t* out, size_t stride) {
+// The AC positions (natural order) the 4x4 IDCT reads: rows and columns 0-3 and 5-7.
+constexpr uint64_t k4x4Terms = [] {
+    uint64_t m = 0;
+    for (int r = 0; r < 8; ++r)
+        for (int c = 0; c < 8; ++c)
+            if (r != 4 && c != 4 && (r || c)) m |= uint64_t(1) << (8 * r + c);
+    return m;
+}();
+
+// libjpeg-turbo's reduced 4x4 IDCT (jidctred.c), CONST_BITS 13, PASS1_BITS 2: columns and
+// rows 0-3 and 5-7 of the dequantized block (row and column 4 do not contribute at this
+// size). As for the 2x2 IDCT the full formula is used throughout: libjpeg's shortcut for
+// columns without AC terms gives the same values. libjpeg-turbo runs it as
+// jsimd_idct_4x4_sse2: 16-bit dequantized terms (pmullw wraps), 32-bit sums of exact
+// 16x16-bit products (pmaddwd), a workspace saturated to 16 bits and results saturated to
+// [-128, 127]. Its 32-bit sums may wrap on the way, but wrapping cancels when the final
+// sum fits, which it does whenever the descaled value fits its 16-bit workspace or
+// [-512, 511] (where libjpeg's range-limit table and saturation also agree). So this agrees
+// with SSE2 exactly when every dequantized term and workspace value fits in 16 bits and
+// every result lies in [-512, 511]; otherwise it returns false and the file goes to libjpeg.
+bool idct_4x4(const int16_t* coef, const int16_t* q, uint8_t* out, size_t stride) {
+    constexpr int64_t k0211 = 1730, k0509 = 4176, k0601 = 4926, k0765 = 6270, k0899 = 7373, k1061 = 8697,
+                      k1451 = 11893, k1847 = 15137, k2172 = 17799, k2562 = 20995;
+    constexpr int kUsed[7] = {0, 1, 2, 3, 5, 6, 7};
+    bool ok = true;
+    // One 1-D pass over seven inputs (index i holds position kUsed[i]), written as four
+    // outputs descaled by `n` bits.
+    auto pass = [](const int64_t* x, int n, int64_t* o) {
+        const int64_t t0 = x[0] * 16384;  // << (CONST_BITS + 1)
+        const int64_t t2 = k1847 * x[2] - k0765 * x[5];
+        const int64_t t10 = t0 + t2, t12 = t0 - t2;
+        const int64_t odd0 = -k0211 * x[6] + k1451 * x[4] - k2172 * x[3] + k1061 * x[1];
+        const int64_t odd2 = -k0509 * x[6] - k0601 * x[4] + k0899 * x[3] + k2562 * x[1];
+        o[0] = descale(t10 + odd2, n);
+        o[1] = descale(t12 + odd0, n);
+        o[2] = descale(t12 - odd0, n);
+        o[3] = descale(t10 - odd2, n);
+    };
+    int64_t ws[4][7];  // [output row][column]
+    for (int i = 0; i < 7; ++i) {
+        const int c = kUsed[i];
+        int64_t z[7], o[4];
+        for (int j = 0; j < 7; ++j) {
+            const int v = coef[8 * kUsed[j] + c] * q[8 * kUsed[j] + c];
+            ok &= v >= -32768 && v <= 32767;
+            z[j] = v;
+        }
+        pass(z, 12, o);  // CONST_BITS - PASS1_BITS + 1
+        for (int r = 0; r < 4; ++r) {
+            ws[r][i] = o[r];
+            ok &= o[r] >= -32768 && o[r] <= 32767;
+        }
+    }
+    int64_t v[4][4];
+    for (int r = 0; r < 4; ++r) {
+        pass(ws[r], 19, v[r]);  // CONST_BITS + PASS1_BITS + 3 + 1
+        for (int c = 0; c < 4; ++c) ok &= v[r][c] >= -512 && v[r][c] <= 511;
+    }
+    if (!ok) return false;
+    for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) out[r * stride + c] = idct_limit(static_cast<int32_t>(v[r][c]));
+    return true;
+}
+
+// The 2x2 or 4x4 IDCT (`n`) when no AC term it reads is set: one value, under the same
+// conditions. Both IDCTs turn the dequantized DC term z into 4z in their workspace and then
+// into descale(z, 3).
+bool idct_dc(int dc, int q0, int n, uint8_t* out, size_t stride) {
     const int z = dc * q0;
     if (z < -8192 || z > 8191) return false;  // z and its workspace value 4z in 16 bits
     const int v = descale(z, 3);
     if (v < -512 || v > 511) return false;
-    out[0] = out[1] = out[stride] = out[stride + 1] = idct_limit(v);
+    const uint8_t px = idct_limit(v);
+    for (int r = 0; r < n; ++r) std::memset(out + r * stride, px, static_cast<size_t>(n));
     return true;
 }
 
@@ -272,7 +372,7 @@ inline uint8_t clamp255(int v) { return static_cast<uint8_t>(v < 0 ? 0 : (v > 25
 struct Component {
     int index;       // position in the frame (0 = Y or grey)
     int h, v;        // sampling factors
-    int scaled;      // IDCT output size per block: 1 (DC only) or 2
+    int scaled;      // IDCT output size per block: 1 (DC only), 2 or 4
     const Huffman* dc;
     const Huffman* ac;
     int16_t q[64];   // quantization table as libjpeg's ISLOW multipliers (short)
@@ -438,7 +538,11 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     thread_local Scratch s;
 
     if (ci.progressive_mode || ci.arith_code || ci.data_precision != 8) return false;
-    if (ci.scale_num != 1 || ci.scale_denom != 8 || ci.min_DCT_scaled_size != 1) return false;
+    // 1/8: blocks give 1x1 (DC only) or 2x2 pixels; 1/4: 2x2 or 4x4 (jdmaster.c gives each
+    // component the size that spares it upsampling where it can).
+    if (ci.scale_num != 1) return false;
+    const int ms = ci.min_DCT_scaled_size;
+    if (!(ci.scale_denom == 8 && ms == 1) && !(ci.scale_denom == 4 && ms == 2)) return false;
     if (ci.Ss != 0 || ci.Se != 63 || ci.Ah != 0 || ci.Al != 0) return false;
     const int nc = ci.num_components;
     if (ci.comps_in_scan != nc) return false;
@@ -458,6 +562,8 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     // One component: one block per MCU whatever its factors (a non-interleaved scan).
     const int hmax = nc == 1 ? 1 : ci.max_h_samp_factor, vmax = nc == 1 ? 1 : ci.max_v_samp_factor;
     const int mcus_x = (width + 8 * hmax - 1) / (8 * hmax), mcus_y = (height + 8 * vmax - 1) / (8 * vmax);
+    // Output pixels per MCU.
+    const int mcu_w = hmax * ms, mcu_h = vmax * ms;
 
     Component comps[3];
     for (int i = 0; i < nc; ++i) {
@@ -468,10 +574,13 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         c.h = nc == 1 ? 1 : cp->h_samp_factor;
         c.v = nc == 1 ? 1 : cp->v_samp_factor;
         c.scaled = cp->DCT_scaled_size;
-        if (c.scaled != 1 && c.scaled != 2) return false;
-        // Full-resolution samples per MCU must be a whole multiple of this component's.
-        if (hmax % (c.h * c.scaled) != 0 || vmax % (c.v * c.scaled) != 0) return false;
-        if (hmax / (c.h * c.scaled) > 2 || vmax / (c.v * c.scaled) > 2) return false;
+        if (c.scaled != 1 && c.scaled != 2 && c.scaled != 4) return false;
+        // Output pixels per MCU must be a whole multiple of this component's samples. At 1/8
+        // libjpeg replicates samples (it has no fancy upsampling when min_DCT_scaled_size is
+        // 1); above that it upsamples fancily, which is left to it.
+        if (mcu_w % (c.h * c.scaled) != 0 || mcu_h % (c.v * c.scaled) != 0) return false;
+        const int max_up = ms == 1 ? 2 : 1;
+        if (mcu_w / (c.h * c.scaled) > max_up || mcu_h / (c.v * c.scaled) > max_up) return false;
         const int dt = cp->dc_tbl_no, at = cp->ac_tbl_no;
         if (dt < 0 || dt > 3 || at < 0 || at > 3) return false;
         c.dc = s.table(dt, ci.dc_huff_tbl_ptrs[dt]);
@@ -502,9 +611,9 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     const int64_t all = static_cast<int64_t>(mcus_x) * mcus_y;
     const int64_t interval = ci.restart_interval > 0 ? ci.restart_interval : all;
     if (static_cast<int64_t>(s.ends.size()) != (all + interval - 1) / interval) return false;
-    // Each MCU row gives vmax output rows at 1/8; the rows below the region are not decoded.
-    const int64_t total = std::min<int64_t>(all, static_cast<int64_t>((ry + rh + vmax - 1) / vmax) * mcus_x);
-    const int mcu_y0 = ry / vmax, mcu_x0 = rx / hmax, mcu_x1 = (rx + rw - 1) / hmax;
+    // Each MCU row gives mcu_h output rows; the rows below the region are not decoded.
+    const int64_t total = std::min<int64_t>(all, static_cast<int64_t>((ry + rh + mcu_h - 1) / mcu_h) * mcus_x);
+    const int mcu_y0 = ry / mcu_h, mcu_x0 = rx / mcu_w, mcu_x1 = (rx + rw - 1) / mcu_w;
 
     const uint8_t* base = s.data.data();
     size_t seg = 0, seg_start = 0;
@@ -512,8 +621,9 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     int16_t coef[64] = {};
 
     // One MCU: the DC predictors always advance; outside the region (`wanted` false) the AC
-    // codes are only walked. An MCU gives hmax x vmax output pixels and nothing else (no fancy
-    // upsampling at 1/8), so outside the region only the predictors and bit position matter.
+    // codes are only walked. An MCU gives mcu_w x mcu_h output pixels and nothing else
+    // (replication or no upsampling), so outside the region only the predictors and the bit
+    // position matter.
     auto decode_mcu = [&](int mx, int my, bool wanted) -> bool {
         for (int i = 0; i < nc; ++i) {
             Component& c = comps[i];
@@ -546,8 +656,10 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
                         uint64_t nonzero = 0;
                         if (!decode_ac(b, *c.ac, coef, nonzero)) return false;
                         coef[0] = static_cast<int16_t>(c.pred);
-                        const bool done = (nonzero & k2x2Terms) == 0 ? idct_2x2_dc(coef[0], c.q[0], o, c.stride)
-                                                                     : idct_2x2(coef, c.q, o, c.stride);
+                        const uint64_t terms = c.scaled == 2 ? k2x2Terms : k4x4Terms;
+                        const bool done = (nonzero & terms) == 0 ? idct_dc(coef[0], c.q[0], c.scaled, o, c.stride)
+                                          : c.scaled == 2 ? idct_2x2(coef, c.q, o, c.stride)
+                                                          : idct_4x4(coef, c.q, o, c.stride);
                         for (; nonzero; nonzero &= nonzero - 1) coef[__builtin_ctzll(nonzero)] = 0;
                         if (!done) return false;
                     }
@@ -661,7 +773,8 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
     }
 
-    // Upsample by replication (libjpeg skips fancy upsampling at 1/8) and convert colour.
+    // Upsample by replication (only at 1/8, where libjpeg skips fancy upsampling) and
+    // convert colour.
     out.reset(rh, rw, channels);
     const Component* yc = nullptr;
     const Component* cb = nullptr;
@@ -671,9 +784,9 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         if (comps[i].index == 1) cb = &comps[i];
         if (comps[i].index == 2) cr = &comps[i];
     }
-    // Replication factors are 1 or 2 (sampling factors and scales are 1 or 2): shifts.
+    // Replication factors are 1 or 2 (checked above): shifts.
     auto shift = [&](const Component* c, bool horizontal) {
-        return horizontal ? (hmax / (c->h * c->scaled)) >> 1 : (vmax / (c->v * c->scaled)) >> 1;
+        return horizontal ? (mcu_w / (c->h * c->scaled)) >> 1 : (mcu_h / (c->v * c->scaled)) >> 1;
     };
     const int ysx = shift(yc, true), ysy = shift(yc, false);
     for (int oy = 0; oy < rh; ++oy) {

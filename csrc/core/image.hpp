@@ -25,7 +25,8 @@ struct Image {
     int source_height = 0;
     int source_width = 0;
     std::vector<uint8_t> pixels;
-    // Set by the 1/8-scale JPEG path that works from DC terms (decode_jpeg_eighth.cpp).
+    // Set by the 1/8- and 1/4-scale JPEG path that works from the entropy-coded data
+    // directly (decode_jpeg_eighth.cpp) instead of through libjpeg.
     bool from_dc_terms = false;
     // After a region decode (DecodeOptions::choose_region): `height` rows of the region;
     // each row holds `width` pixels of which the region's are [region_x, region_x +
@@ -62,9 +63,14 @@ struct DecodeOptions {
     // largest allowed denominator (1, 2, 4 or 8). Null: always decode at full size.
     int (*choose_jpeg_scale)(const void* ctx, int height, int width) = nullptr;
     const void* scale_ctx = nullptr;
-    // At scale 1/8, decode baseline JPEGs from their DC terms (decode_jpeg_eighth.cpp, same
-    // pixels as libjpeg, which stays the fallback). False: always decode through libjpeg.
+    // Decode baseline JPEGs straight from the entropy-coded data (decode_jpeg_eighth.cpp, same
+    // pixels as libjpeg, which stays the fallback): at scale 1/8 (DC terms), and at 1/4 for a
+    // region (random crops), where the MCUs outside it are only walked. False: always libjpeg.
     bool jpeg_fast_eighth = true;
+    // The same path at scale 1/4 for whole images (2x2 and 4x4 IDCTs of every block). Off:
+    // it needs every AC value, and on 12-megapixel 4:2:0 photos it takes up to twice
+    // libjpeg-turbo's time, whose Huffman decoder and SIMD IDCTs it does not beat.
+    bool jpeg_fast_quarter = false;
     // Optional: given the decoded (height, width), marks the rows the caller will read in
     // `mask` (height bytes, zeroed) and returns true; rows left unmarked may be skipped and
     // their pixels left undefined. Returns false when every row is needed.
