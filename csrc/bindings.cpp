@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/decode.hpp"
+#include "core/decode_jpeg_eighth.hpp"
 #include "core/pipeline.hpp"
 #include "core/resize.hpp"
 #include "core/walk.hpp"
@@ -342,6 +343,11 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
         py::arg("decoder") = "tensorflow");
+
+    m.def("jpeg_checkpoint_stats", [] {
+        const JpegCheckpointStats st = jpeg_checkpoint_stats();
+        return py::dict(py::arg("scans") = st.scans, py::arg("bytes") = st.bytes, py::arg("budget") = st.budget);
+    });
 
     m.def(
         "decode_jpeg_scaled",

