@@ -57,8 +57,8 @@ def resolve(sym: str, syms: list) -> str:
 def group(dso: str, sym: str) -> str:
     if "libjpeg" in dso:
         return "libjpeg-turbo: Huffman decoding, IDCT, upsampling, colour conversion"
-    if "decode_jpeg_eighth" in sym:
-        return "1/8 DC-term decoder: Huffman walk of every row down to the crop's bottom"
+    if "decode_jpeg_eighth" in sym or "jpeg_checkpoint_stats" in sym:  # the file's statics precede the latter
+        return "entropy-data decoder (1/8, 1/4 crops): Huffman walk of the crop's MCU rows, IDCTs"
     if "_core" in dso:
         if "process_random_crop" in sym or "mirror" in sym or "flip" in sym:
             return "pyimgdir: crop sample (mirrored copy into the batch)"
