@@ -101,8 +101,10 @@ class FetchError(OSError):
     """One object could not be fetched: the URL, the HTTP status when there was one, and
     how many attempts were made."""
 
-    def __init__(self, url: str, status: Optional[int], detail: str, attempts: int, transient: bool):
+    def __init__(self, url: str, status: Optional[int], detail: str, attempts: int, transient: bool,
+                 what: str = "fetch"):
         self.url = url
+        self.what = what  # "fetch", or "listing" for a failed listing request
         self.status = status
         self.detail = detail
         self.attempts = attempts
@@ -114,7 +116,7 @@ class FetchError(OSError):
         """Why, without the URL (messages that carry the path add it)."""
         what = f"HTTP {self.status} {_STATUS_TEXT.get(self.status, '')}".rstrip() if self.status else "request failed"
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"fetch failed{tries}: {what} ({self.detail})"
+        return f"{self.what} failed{tries}: {what} ({self.detail})"
 
     def __str__(self) -> str:
         return f"{self.url}: {self.reason}"
@@ -305,7 +307,7 @@ class RemoteStore:
     async def _list_concurrently(self) -> dict:
         fs = self.fs
         try:
-            top = await self._retrying(self.url, lambda: fs._ls(self.root, detail=True))
+            top = await self._retrying(self.url, lambda: fs._ls(self.root, detail=True), "listing")
         except FetchError as e:
             if e.status == 404:  # no such directory: an empty listing, reported by the caller
                 return {}
@@ -321,13 +323,13 @@ class RemoteStore:
         async def subtree(path: str) -> dict:
             async with gate:
                 return await self._retrying(f"{self.protocol}://{path}/",
-                                            lambda: fs._find(path, withdirs=True, detail=True))
+                                            lambda: fs._find(path, withdirs=True, detail=True), "listing")
 
         for found in await asyncio.gather(*(subtree(f) for f in folders)):
             entries.update(found)
         return entries
 
-    async def _retrying(self, url: str, request):
+    async def _retrying(self, url: str, request, what: str = "fetch"):
         """Awaits ``request()`` under the per-attempt timeout, retrying transient failures
         with backoff and jitter up to ``retries`` times; raises FetchError naming `url`."""
         opts = self.options
@@ -348,7 +350,7 @@ class RemoteStore:
                 transient, status, detail = classify(e)
                 if not transient or attempt > opts.retries:
                     self.failed += 1
-                    raise FetchError(url, status, detail, attempt, transient) from e
+                    raise FetchError(url, status, detail, attempt, transient, what) from e
                 self.retried += 1
                 delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
                 await asyncio.sleep(delay)

@@ -265,6 +265,16 @@ def test_listing_faults_are_retried(s3_server, s3_tree, proxied):
     assert proxy.requests_for(lambda m, p: m == "GET" and p.endswith("?")) == pages + faults
 
 
+def test_a_listing_refused_for_good_names_the_url_and_status(s3_server, s3_tree, proxied):
+    local, url = s3_tree
+    proxy = proxied(p_403=1.0, faulty=lambda m, p: p.endswith("?"), max_faults_per_path=100)
+    with pytest.raises(OSError) as e:
+        pyimgdir.image_dataset_from_directory(url, **_s3(proxy.url), **KW)
+    msg = str(e.value)
+    assert url in msg and "listing failed" in msg and "HTTP 403" in msg, msg
+    assert proxy.requests_for(lambda m, p: p.endswith("?")) == 1  # permanent: asked once
+
+
 def test_shards_fetch_only_their_own_objects(s3_server, s3_tree, proxied):
     local, url = s3_tree
     proxy = proxied()
