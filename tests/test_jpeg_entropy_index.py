@@ -1,6 +1,6 @@
 """Entropy-data checkpoints of the DC-term JPEG path (csrc/core/decode_jpeg_eighth.cpp).
 
-A region decode of a large scan records, every 32 MCUs of each MCU row it walks, the bit
+A region decode of a large scan records, every 16 MCUs of each MCU row it walks, the bit
 position and DC predictors; later region decodes of the same scan start each row at the
 checkpoint left of the region. Every decode, whether it builds, extends or uses the
 checkpoints, must give libjpeg's pixels for that region (which tests/test_crop.py and
@@ -48,7 +48,7 @@ def big_jpeg(seed: int, h: int, w: int, sampling: str = "420", grey: bool = Fals
 def regions(rng, oh: int, ow: int, n: int):
     """Random boxes plus the ones that stress the bookkeeping: bottom rows first (the walk
     reaches the end before any checkpoint is used), a thin top strip, boxes starting exactly
-    on and just after a checkpoint column (32 MCUs), the last column, the whole image."""
+    on and beside a checkpoint column (every 16 MCUs), the last column, the whole image."""
     out = [(oh - 3, ow - 50, 3, 50), (0, 0, 2, ow), (5, 64, 10, 1), (5, 63, 10, 2), (7, 65, 9, 30),
            (0, ow - 1, oh, 1), (0, 0, oh, ow)]
     for _ in range(n):
@@ -72,7 +72,7 @@ def check(data: bytes, channels: int, boxes, scale: int = 8) -> int:
 
 @pytest.mark.parametrize("sampling,grey", [("420", False), ("444", False), ("422", False), ("420", True)])
 def test_every_region_decode_matches_libjpeg_while_checkpoints_build_and_are_used(sampling, grey):
-    H, W = 1400, 2100  # 1/8: 175 x 263 (MCU columns 132 at 4:2:0: checkpoints at 0, 32, ..., 128)
+    H, W = 1400, 2100  # 1/8: 175 x 263 (132 MCU columns at 4:2:0: checkpoints at 0, 16, ..., 128)
     data = big_jpeg(3, H, W, sampling, grey)
     # 1/8 and 1/4 share one scan's checkpoints (the walk does not depend on the scale); 4:2:2
     # at 1/4 needs fancy upsampling and stays on libjpeg
