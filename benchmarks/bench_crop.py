@@ -28,42 +28,38 @@ LOADERS = ["pyimgdir train", "pyimgdir train uint8", "pyimgdir train exact", "py
            "tf train", "torchvision train", "ceiling pyimgdir.decode"]
 
 
-def markdown(doc: dict) -> str:
-    """The summary as a Markdown table (for benchmarks/README.md)."""
+def _rows(doc: dict):
+    """(name, result, × TF pipeline, × torchvision, CPU / ceiling's) per loader that ran, in
+    LOADERS order; a ratio is NaN when its peer did not run."""
     rows = {r["loader"]: r for r in doc["results"] if "error" not in r and "skipped" not in r}
     tf, tv, ceil = rows.get("tf train"), rows.get("torchvision train"), rows.get("ceiling pyimgdir.decode")
-    out = ["| loader | images/s | CPU ms/image | × TF pipeline | × torchvision | CPU / ceiling's | peak RSS MB |",
-           "|---|--:|--:|--:|--:|--:|--:|"]
+    nan = float("nan")
     for name in LOADERS:
         r = rows.get(name)
         if r is None:
             continue
-        out.append(
-            f"| {name} | {r['images_per_s']:,.0f} | {r['cpu_ms_per_image']:.2f} | "
-            f"{r['images_per_s'] / tf['images_per_s']:.2f} | {r['images_per_s'] / tv['images_per_s']:.2f} | "
-            f"{r['cpu_ms_per_image'] / ceil['cpu_ms_per_image']:.2f} | {r['peak_rss_mb']:,.0f} |"
-            if tf and tv and ceil else f"| {name} | {r['images_per_s']:,.0f} | {r['cpu_ms_per_image']:.2f} | | | | |"
-        )
+        yield (name, r, r["images_per_s"] / tf["images_per_s"] if tf else nan,
+               r["images_per_s"] / tv["images_per_s"] if tv else nan,
+               r["cpu_ms_per_image"] / ceil["cpu_ms_per_image"] if ceil else nan)
+
+
+def markdown(doc: dict) -> str:
+    """The summary as a Markdown table (for benchmarks/README.md)."""
+    out = ["| loader | images/s | CPU ms/image | × TF pipeline | × torchvision | CPU / ceiling's | peak RSS MB |",
+           "|---|--:|--:|--:|--:|--:|--:|"]
+    for name, r, *ratios in _rows(doc):
+        cells = " | ".join("" if x != x else f"{x:.2f}" for x in ratios)  # blank where a peer is missing
+        out.append(f"| {name} | {r['images_per_s']:,.0f} | {r['cpu_ms_per_image']:.2f} | {cells} | "
+                   f"{r['peak_rss_mb']:,.0f} |")
     return "\n".join(out)
 
 
 def summary(doc: dict) -> str:
-    rows = {r["loader"]: r for r in doc["results"] if "error" not in r and "skipped" not in r}
-    tf = rows.get("tf train")
-    tv = rows.get("torchvision train")
-    ceil = rows.get("ceiling pyimgdir.decode")
     lines = [f"{'loader':<24} {'img/s':>8} {'CPU ms/img':>11} {'x TF':>6} {'x torchvision':>14} "
              f"{'CPU vs ceiling':>15}"]
-    for name in LOADERS:
-        r = rows.get(name)
-        if r is None:
-            continue
-        lines.append(
-            f"{name:<24} {r['images_per_s']:>8,.0f} {r['cpu_ms_per_image']:>11.2f} "
-            f"{r['images_per_s'] / tf['images_per_s'] if tf else float('nan'):>6.2f} "
-            f"{r['images_per_s'] / tv['images_per_s'] if tv else float('nan'):>14.2f} "
-            f"{r['cpu_ms_per_image'] / ceil['cpu_ms_per_image'] if ceil else float('nan'):>15.2f}"
-        )
+    for name, r, x_tf, x_tv, x_ceil in _rows(doc):
+        lines.append(f"{name:<24} {r['images_per_s']:>8,.0f} {r['cpu_ms_per_image']:>11.2f} "
+                     f"{x_tf:>6.2f} {x_tv:>14.2f} {x_ceil:>15.2f}")
     return "\n".join(lines)
 
 

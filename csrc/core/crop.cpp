@@ -256,14 +256,7 @@ void resize_into_sample(const uint8_t* src, int h, int w, size_t stride, const L
     }
     resize_to_float(src, h, w, C, stride, f, th, tw, static_cast<size_t>(tw) * C, cfg.interpolation);
     if (direct) return;
-    if (cfg.output == OutputType::Float32) {
-        float* o = reinterpret_cast<float*>(out);
-        for (size_t p = 0; p < plane; ++p)
-            for (int k = 0; k < C; ++k) o[k * plane + p] = f[p * C + k];
-    } else {
-        for (size_t p = 0; p < plane; ++p)
-            for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(f[p * C + k]);
-    }
+    write_planes(f, plane, C, cfg.output, out);
     if (flip) flip_sample(cfg, a, out);
 }
 

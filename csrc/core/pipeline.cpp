@@ -251,6 +251,18 @@ void process_image(const uint8_t* data, size_t size, const LoaderConfig& cfg, Sc
         flip_sample(cfg, draw_augment(cfg.augment(), key.epoch, key.file_index, 0, 0), out);
 }
 
+void write_planes(const float* hwc, size_t plane, int channels, OutputType output, uint8_t* out) {
+    const int C = channels;
+    if (output == OutputType::Float32) {
+        float* o = reinterpret_cast<float*>(out);
+        for (size_t p = 0; p < plane; ++p)
+            for (int k = 0; k < C; ++k) o[k * plane + p] = hwc[p * C + k];
+    } else {
+        for (size_t p = 0; p < plane; ++p)
+            for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(hwc[p * C + k]);
+    }
+}
+
 namespace {
 void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scratch& scratch, uint8_t* out) {
     DecodeOptions dopts;
@@ -349,14 +361,7 @@ void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scra
                     static_cast<size_t>(tw) * C, cfg.interpolation);
     if (direct) return;
     // channels_first: transpose HWC scratch into CHW (uint8 HWC returned above).
-    if (cfg.output == OutputType::Float32) {
-        float* o = reinterpret_cast<float*>(out);
-        for (size_t p = 0; p < plane; ++p)
-            for (int k = 0; k < C; ++k) o[k * plane + p] = f[p * C + k];
-    } else {
-        for (size_t p = 0; p < plane; ++p)
-            for (int k = 0; k < C; ++k) out[k * plane + p] = round_to_u8(f[p * C + k]);
-    }
+    write_planes(f, plane, C, cfg.output, out);
 }
 }  // namespace
 
@@ -527,45 +532,41 @@ void EpochIterator::close() {
 
 int64_t EpochIterator::num_batches() const { return s_->num_batches; }
 
-bool EpochIterator::feed(int64_t position, const uint8_t* data, size_t size, void* owner) {
-    State& s = *s_;
+namespace {
+// Fills fed position `position` (bytes, or a failure) and wakes the workers; false once the
+// iterator is stopping. `set` writes the slot under the lock.
+template <typename Set>
+bool fill_fed(EpochIterator::State& s, int64_t position, const char* what, Set set) {
     {
         std::lock_guard<std::mutex> lk(s.mu);
-        if (!s.fed) throw std::logic_error("feed() needs an iterator made with fed=true");
+        if (!s.fed) throw std::logic_error(std::string(what) + " needs an iterator made with fed=true");
         if (position < 0 || position >= static_cast<int64_t>(s.fed_items.size()))
-            throw std::out_of_range("feed(): position outside the epoch order");
+            throw std::out_of_range(std::string(what) + ": position outside the epoch order");
         if (s.fed_items[static_cast<size_t>(position)].present)
-            throw std::invalid_argument("feed(): position " + std::to_string(position) + " was already fed");
+            throw std::invalid_argument(std::string(what) + ": position " + std::to_string(position) +
+                                        " was already fed");
         if (s.stop) return false;
-        State::Fed& item = s.fed_items[static_cast<size_t>(position)];
-        item.data = data;
-        item.size = size;
-        item.owner = owner;
+        auto& item = s.fed_items[static_cast<size_t>(position)];
+        set(item);
         item.present = true;
         s.ready.insert(position);
     }
     s.work_cv.notify_all();
     return true;
 }
+}  // namespace
+
+bool EpochIterator::feed(int64_t position, const uint8_t* data, size_t size, void* owner) {
+    return fill_fed(*s_, position, "feed()", [&](State::Fed& item) {
+        item.data = data;
+        item.size = size;
+        item.owner = owner;
+    });
+}
 
 bool EpochIterator::feed_failure(int64_t position, std::string reason) {
     if (reason.empty()) reason = "could not be fetched";
-    State& s = *s_;
-    {
-        std::lock_guard<std::mutex> lk(s.mu);
-        if (!s.fed) throw std::logic_error("feed_failure() needs an iterator made with fed=true");
-        if (position < 0 || position >= static_cast<int64_t>(s.fed_items.size()))
-            throw std::out_of_range("feed_failure(): position outside the epoch order");
-        if (s.fed_items[static_cast<size_t>(position)].present)
-            throw std::invalid_argument("feed_failure(): position " + std::to_string(position) + " was already fed");
-        if (s.stop) return false;
-        State::Fed& item = s.fed_items[static_cast<size_t>(position)];
-        item.error = std::move(reason);
-        item.present = true;
-        s.ready.insert(position);
-    }
-    s.work_cv.notify_all();
-    return true;
+    return fill_fed(*s_, position, "feed_failure()", [&](State::Fed& item) { item.error = std::move(reason); });
 }
 
 std::vector<std::pair<int64_t, void*>> EpochIterator::take_released() {

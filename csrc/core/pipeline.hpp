@@ -229,6 +229,10 @@ Augment process_random_crop(const uint8_t* data, size_t size, const LoaderConfig
 // Mirrors one output sample in place as `a` says.
 void flip_sample(const LoaderConfig& cfg, const Augment& a, uint8_t* out);
 
+// Writes a float32 HWC image of `plane` pixels as channels-first planes: float32, or rounded
+// to uint8 (round_to_u8) when `output` is UInt8. Shared by the resize and crop paths.
+void write_planes(const float* hwc, size_t plane, int channels, OutputType output, uint8_t* out);
+
 // The augmentation each of `files` (indices into the loader's paths) gets in `epoch`, with
 // the image's size, read from the files' headers (crop.cpp). Throws DecodeError naming the file.
 struct FileAugment {

@@ -141,6 +141,24 @@ void bilinear_row_sse(const uint8_t* __restrict s, int len, const RowTaps& taps,
 #endif
 
 #ifdef PYIMGDIR_SSE_ROWS
+// Output pixels [from, ow) of a byte-reading bilinear row, one channel at a time: the pixels
+// whose 4-byte loads would leave the row (and the odd last one of the AVX2 pairs).
+inline void bilinear_row_bytes_tail(const uint8_t* __restrict s, const RowTaps& taps, int from, int ow, int c,
+                                    float* __restrict out) {
+    const int32_t* lo = taps.lo.data();
+    const int32_t* hi = taps.hi.data();
+    const float* tt = taps.t.data();
+    for (int x = from; x < ow; ++x) {
+        const uint8_t* a = s + lo[x];
+        const uint8_t* b = s + hi[x];
+        float* o = out + static_cast<size_t>(x) * c;
+        for (int k = 0; k < c; ++k) {
+            const float l = static_cast<float>(a[k]);
+            o[k] = l + (static_cast<float>(b[k]) - l) * tt[x];
+        }
+    }
+}
+
 // 3 or 4 channels, shrinking rows: no widening pass; each tap's four bytes are loaded and
 // converted where they are used (for 3 channels the fourth byte is the next pixel's first
 // channel: its result is overwritten by the next store, as in bilinear_row_sse). The same
@@ -167,17 +185,7 @@ void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow
         const __m128 d = _mm_mul_ps(_mm_sub_ps(r, l), _mm_set1_ps(t[x]));
         _mm_storeu_ps(out + static_cast<size_t>(x) * c, _mm_add_ps(l, d));
     }
-    const int32_t* hi = taps.hi.data();
-    const float* tt = taps.t.data();
-    for (int x = n; x < ow; ++x) {
-        const uint8_t* a = s + lo[x];
-        const uint8_t* b = s + hi[x];
-        float* o = out + static_cast<size_t>(x) * c;
-        for (int k = 0; k < c; ++k) {
-            const float l = static_cast<float>(a[k]);
-            o[k] = l + (static_cast<float>(b[k]) - l) * tt[x];
-        }
-    }
+    bilinear_row_bytes_tail(s, taps, n, ow, c, out);
 }
 #endif
 
@@ -211,17 +219,7 @@ __attribute__((target("avx2"))) void bilinear_row_bytes_avx2(const uint8_t* __re
         if (c == 3) v = _mm256_permutevar8x32_ps(v, pack3);
         _mm256_storeu_ps(out + static_cast<size_t>(x) * c, v);
     }
-    const int32_t* hi = taps.hi.data();
-    const float* tt = taps.t.data();
-    for (; x < ow; ++x) {
-        const uint8_t* a = s + lo[x];
-        const uint8_t* b = s + hi[x];
-        float* o = out + static_cast<size_t>(x) * c;
-        for (int k = 0; k < c; ++k) {
-            const float lf = static_cast<float>(a[k]);
-            o[k] = lf + (static_cast<float>(b[k]) - lf) * tt[x];
-        }
-    }
+    bilinear_row_bytes_tail(s, taps, x, ow, c, out);
 }
 
 // PYIMGDIR_NO_AVX2=1 forces the SSE2 passes (tests compare the two).
