@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from loaders import Loader, Spec, _touch, list_files
+from loaders import Loader, Spec, _tf_view, _touch, list_files
 
 
 def import_torchvision():
@@ -67,7 +67,7 @@ def pyimgdir_train_loader(directory: str, spec: Spec, state: dict, threads: Opti
         def epoch():
             for x, y in ds:
                 y.numpy()
-                yield _touch(x.numpy(), state)
+                yield _touch(_tf_view(x), state)
     else:
         def epoch():
             for x, y in ds:
@@ -109,7 +109,7 @@ def tf_train_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     def epoch():
         for x, y in ds:
             y.numpy()
-            yield _touch(x.numpy(), state)
+            yield _touch(_tf_view(x), state)
 
     return Loader(epoch, f"tensorflow {tf.__version__}: read_file -> extract_jpeg_shape -> "
                          "sample_distorted_bounding_box(area 0.08-1, aspect 3/4-4/3, 10 attempts) -> "
