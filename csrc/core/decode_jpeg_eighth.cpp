@@ -471,8 +471,7 @@ struct Checkpoint {
 
 struct EntropyIndex {
     int rows = 0;                  // MCU rows whose checkpoints are all recorded
-    int per_row = 0;               // checkpoints per MCU row
-    std::vector<Checkpoint> cps;   // rows * per_row
+    std::vector<Checkpoint> cps;   // rows * ceil(MCUs per row / kIndexStep) (the key fixes the layout)
     Checkpoint frontier{};         // the start of MCU row `rows`
     size_t bytes() const { return sizeof(*this) + cps.capacity() * sizeof(Checkpoint); }
 };
@@ -730,7 +729,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             return cp;
         };
         int row = mcu_y0;
-        if (idx && idx->per_row == per_row) {
+        if (idx) {
             // Rows already indexed: from the checkpoint left of the region to its right edge.
             const int k = mcu_x0 / kIndexStep;
             for (; row < std::min(idx->rows, rows_end); ++row) {
@@ -743,8 +742,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         if (row < rows_end) {
             // The rest: whole rows from the first one not indexed, recording checkpoints.
             auto grown = std::make_shared<EntropyIndex>();
-            grown->per_row = per_row;
-            if (idx && idx->per_row == per_row) {
+            if (idx) {
                 grown->cps = idx->cps;
                 grown->rows = idx->rows;
                 seek(idx->frontier);
