@@ -384,13 +384,24 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "resize",
         [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> img, int height, int width,
-           const std::string& method) -> py::array {
+           const std::string& method, bool flip_horizontal, bool flip_vertical) -> py::array {
             if (img.ndim() != 3) throw std::invalid_argument("expected an HxWxC uint8 array");
             if (height < 1 || width < 1) throw std::invalid_argument("size must be positive");
             const int h = static_cast<int>(img.shape(0)), w = static_cast<int>(img.shape(1)),
                       c = static_cast<int>(img.shape(2));
             const Interpolation m = parse_interpolation(method);
             const uint8_t* src = img.data();
+            const Mirror mirror{flip_horizontal, flip_vertical};
+            if ((mirror.h || mirror.v) && m != Interpolation::Bilinear)
+                throw std::invalid_argument("flips are fused into the bilinear resize only");
+            if (mirror.h || mirror.v) {
+                py::array_t<float> out({height, width, c});
+                float* dst = out.mutable_data();
+                py::gil_scoped_release nogil;
+                resize_bilinear_hwc(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
+                                    static_cast<size_t>(width) * c, mirror);
+                return std::move(out);
+            }
             if (m == Interpolation::Nearest) {
                 py::array_t<uint8_t> out({height, width, c});
                 uint8_t* dst = out.mutable_data();
@@ -406,7 +417,8 @@ PYBIND11_MODULE(_core, m) {
                             static_cast<size_t>(width) * c, m);
             return std::move(out);
         },
-        py::arg("image"), py::arg("height"), py::arg("width"), py::arg("method") = "bilinear");
+        py::arg("image"), py::arg("height"), py::arg("width"), py::arg("method") = "bilinear",
+        py::arg("flip_horizontal") = false, py::arg("flip_vertical") = false);
 
     py::class_<EpochIterator, IteratorHolder>(m, "EpochIterator")
         .def("next",

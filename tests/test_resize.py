@@ -84,12 +84,12 @@ def test_shrinking_rows_match_tensorflow_with_and_without_avx2(tmp_path):
         img = content(i, sh, sw, c)
         np.testing.assert_array_equal(_core.resize(img, dh, dw, "bilinear"), tf_resize(img, dh, dw, "bilinear"),
                                       err_msg=str(cases[i]))
-    # the same cases with the SSE2 pass (as on a CPU without AVX2): identical bytes
+    # the same cases with the SSE2 pass (as on a CPU without AVX2): identical bytes, mirrored too
     code = (
         "import sys, numpy as np; sys.path.insert(0, sys.argv[2]); from test_resize import content, shrink_cases;"
         "from pyimgdir import _core;"
-        "np.savez(sys.argv[1], *[_core.resize(content(i, sh, sw, c), dh, dw, 'bilinear')"
-        " for i, (sh, sw, dh, dw, c) in enumerate(shrink_cases())])"
+        "np.savez(sys.argv[1], *[_core.resize(content(i, sh, sw, c), dh, dw, 'bilinear', flip_horizontal=fh)"
+        " for i, (sh, sw, dh, dw, c) in enumerate(shrink_cases()) for fh in (False, True)])"
     )
     out = tmp_path / "sse2.npz"
     env = dict(os.environ, PYIMGDIR_NO_AVX2="1")
@@ -98,7 +98,30 @@ def test_shrinking_rows_match_tensorflow_with_and_without_avx2(tmp_path):
     assert r.returncode == 0, r.stderr
     with np.load(out) as sse2:
         for i, (sh, sw, dh, dw, c) in enumerate(cases):
-            np.testing.assert_array_equal(sse2[f"arr_{i}"], _core.resize(content(i, sh, sw, c), dh, dw, "bilinear"))
+            img = content(i, sh, sw, c)
+            np.testing.assert_array_equal(sse2[f"arr_{2 * i}"], _core.resize(img, dh, dw, "bilinear"))
+            np.testing.assert_array_equal(sse2[f"arr_{2 * i + 1}"],
+                                          _core.resize(img, dh, dw, "bilinear", flip_horizontal=True))
+            np.testing.assert_array_equal(sse2[f"arr_{2 * i + 1}"], tf_resize(img, dh, dw, "bilinear")[:, ::-1])
+
+
+@pytest.mark.parametrize("flip_h,flip_v", [(True, False), (False, True), (True, True)])
+def test_flips_fused_into_the_bilinear_resize_equal_resize_then_flip(flip_h, flip_v):
+    # Every value is computed as without the flip and stored at its mirrored place: equal to
+    # tf.image.flip_* after tf.image.resize, bit for bit, on shrinking rows (the byte-reading
+    # passes, whose scalar edge pixels come first when mirrored) and growing ones (widened rows).
+    cases = shrink_cases(n=40, seed=16) + [c for c in CASES if c[-1] in (1, 3, 4)]
+    for i, (sh, sw, dh, dw, c) in enumerate(cases):
+        img = content(100 + i, sh, sw, c)
+        want = tf_resize(img, dh, dw, "bilinear")
+        if flip_h:
+            want = want[:, ::-1]
+        if flip_v:
+            want = want[::-1]
+        got = _core.resize(img, dh, dw, "bilinear", flip_horizontal=flip_h, flip_vertical=flip_v)
+        np.testing.assert_array_equal(got, want, err_msg=str(cases[i]))
+    with pytest.raises(ValueError, match="bilinear"):
+        _core.resize(content(0, 8, 8, 3), 4, 4, "area", flip_horizontal=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "{}x{}-{}x{}-c{}".format(*c))

@@ -198,66 +198,42 @@ bool crop_rows_needed(const void* ctx, int height, int, uint8_t* mask) {
     return rows_read_by_resize(cfg.interpolation, height, cfg.height, mask);
 }
 
-// Copies a float HWC image into `out` mirrored as `a` says (C floats per pixel, fixed so
-// the per-pixel copies are inlined).
-template <int C>
-void mirrored_copy(const float* f, int th, int tw, const Augment& a, float* out) {
-    const size_t row = static_cast<size_t>(tw) * C;
-    for (int y = 0; y < th; ++y) {
-        const float* s = f + static_cast<size_t>(a.flip_v ? th - 1 - y : y) * row;
-        float* o = out + static_cast<size_t>(y) * row;
-        if (!a.flip_h) {
-            std::memcpy(o, s, row * sizeof(float));
-            continue;
-        }
-        float* d = o + row - C;
-        for (int x = 0; x < tw; ++x, d -= C, s += C)
-            for (int k = 0; k < C; ++k) d[k] = s[k];
-    }
-}
-
-void mirrored_copy(const float* f, int th, int tw, int C, const Augment& a, float* out) {
-    switch (C) {
-        case 1: return mirrored_copy<1>(f, th, tw, a, out);
-        case 3: return mirrored_copy<3>(f, th, tw, a, out);
-        default: return mirrored_copy<4>(f, th, tw, a, out);
-    }
-}
-
 // Resizes the `h` x `w` block at `src` (row stride `stride` bytes) into one output sample,
 // mirrored as `a` says (after resizing, as tf.image.flip_* after tf.image.resize).
 void resize_into_sample(const uint8_t* src, int h, int w, size_t stride, const LoaderConfig& cfg, Scratch& scratch,
                         uint8_t* out, const Augment& a) {
     const int C = cfg.channels, th = cfg.height, tw = cfg.width;
     const size_t plane = static_cast<size_t>(th) * tw;
-    const bool flip = a.flip_h || a.flip_v;
-    if (cfg.output == OutputType::UInt8 && !cfg.channels_first) {
+    const bool f32 = cfg.output == OutputType::Float32;
+    if (cfg.interpolation == Interpolation::Bilinear) {
+        // The flip is fused into the resize: each value is stored at its mirrored place.
+        const Mirror m{a.flip_h, a.flip_v};
+        if (cfg.channels_first) {
+            if (f32)
+                resize_bilinear_planar(src, h, w, C, stride, reinterpret_cast<float*>(out), th, tw, tw, plane, m);
+            else
+                resize_bilinear_planar(src, h, w, C, stride, out, th, tw, tw, plane, m);
+        } else if (f32) {
+            resize_bilinear_hwc(src, h, w, C, stride, reinterpret_cast<float*>(out), th, tw,
+                                static_cast<size_t>(tw) * C, m);
+        } else {
+            resize_bilinear_hwc(src, h, w, C, stride, out, th, tw, static_cast<size_t>(tw) * C, m);
+        }
+        return;
+    }
+    if (!f32 && !cfg.channels_first) {
         resize_to_u8(src, h, w, C, stride, out, th, tw, static_cast<size_t>(tw) * C, cfg.interpolation,
                      scratch.floats);
-        if (flip) flip_sample(cfg, a, out);
-        return;
-    }
-    if (flip && cfg.output == OutputType::Float32 && !cfg.channels_first) {
-        // Into scratch (kept in cache), then mirrored into the output: flipping the output in
-        // place would read back an image the resize streamed past the cache.
-        scratch.floats.resize(plane * C);
-        resize_to_float(src, h, w, C, stride, scratch.floats.data(), th, tw, static_cast<size_t>(tw) * C,
-                        cfg.interpolation, /*may_stream=*/false);
-        mirrored_copy(scratch.floats.data(), th, tw, C, a, reinterpret_cast<float*>(out));
-        return;
-    }
-    const bool direct = cfg.output == OutputType::Float32 && !cfg.channels_first;
-    float* f;
-    if (direct) {
-        f = reinterpret_cast<float*>(out);
+    } else if (!cfg.channels_first) {
+        resize_to_float(src, h, w, C, stride, reinterpret_cast<float*>(out), th, tw, static_cast<size_t>(tw) * C,
+                        cfg.interpolation, /*may_stream=*/!(a.flip_h || a.flip_v));
     } else {
         scratch.floats.resize(plane * C);
-        f = scratch.floats.data();
+        resize_to_float(src, h, w, C, stride, scratch.floats.data(), th, tw, static_cast<size_t>(tw) * C,
+                        cfg.interpolation);
+        write_planes(scratch.floats.data(), plane, C, cfg.output, out);
     }
-    resize_to_float(src, h, w, C, stride, f, th, tw, static_cast<size_t>(tw) * C, cfg.interpolation);
-    if (direct) return;
-    write_planes(f, plane, C, cfg.output, out);
-    if (flip) flip_sample(cfg, a, out);
+    flip_sample(cfg, a, out);
 }
 
 }  // namespace

@@ -62,36 +62,39 @@ struct RowTaps {
     // For the pass that reads bytes directly (bilinear_row_bytes): the weight with 0 where
     // both taps are the same pixel (at the clamped edges), so the right tap can always be
     // read at lo + c (l + (r - l) * 0 == l exactly, r being a finite byte value), and the
-    // number of leading output pixels whose 4-byte reads at lo and lo + c stay in the row.
+    // output pixels [direct_begin, direct_end) whose 4-byte reads at lo and lo + c stay in
+    // the row (the others take a scalar loop).
     std::vector<float> t_same0;
-    std::vector<float> t_pairs;  // t_same0 of pixels 2i and 2i + 1, each repeated 4 times (AVX2 pass)
-    int direct_safe = 0;
+    std::vector<float> t_quad;  // t_same0 of each pixel repeated 4 times (AVX2 pass: 2 pixels per load)
+    int direct_begin = 0, direct_end = 0;
     bool direct = false;  // read bytes directly instead of widening the row to float first
 };
 
-RowTaps row_taps(int w, int ow, int c) {
+// mirrored: output pixel x gets the taps (and so the value) of pixel ow - 1 - x, which is
+// how a horizontal flip after the resize is written in the same pass.
+RowTaps row_taps(int w, int ow, int c, bool mirrored) {
     RowTaps r;
     r.lo.resize(static_cast<size_t>(ow));
     r.hi.resize(static_cast<size_t>(ow));
     r.t.resize(static_cast<size_t>(ow));
     r.t_same0.resize(static_cast<size_t>(ow));
+    r.t_quad.resize(static_cast<size_t>(ow) * 4);
     const auto xs = bilinear_taps(w, ow);
     const int64_t len = static_cast<int64_t>(w) * c;
-    for (int x = 0; x < ow; ++x) {
-        r.lo[x] = xs[x].lo * c;
-        r.hi[x] = xs[x].hi * c;
-        r.t[x] = xs[x].t;
-        r.t_same0[x] = xs[x].lo == xs[x].hi ? 0.0f : xs[x].t;
-        const bool safe = static_cast<int64_t>(r.lo[x]) + c + 4 <= len &&
-                          (xs[x].hi == xs[x].lo || xs[x].hi == xs[x].lo + 1);
-        if (safe && r.direct_safe == x) r.direct_safe = x + 1;
+    int safe = 0;  // leading pixels (in unmirrored order) whose 4-byte reads stay in the row
+    for (int i = 0; i < ow; ++i) {
+        const int x = mirrored ? ow - 1 - i : i;
+        r.lo[x] = xs[i].lo * c;
+        r.hi[x] = xs[i].hi * c;
+        r.t[x] = xs[i].t;
+        r.t_same0[x] = xs[i].lo == xs[i].hi ? 0.0f : xs[i].t;
+        for (int k = 0; k < 4; ++k) r.t_quad[4 * static_cast<size_t>(x) + k] = r.t_same0[x];
+        const bool ok = static_cast<int64_t>(r.lo[x]) + c + 4 <= len &&
+                        (xs[i].hi == xs[i].lo || xs[i].hi == xs[i].lo + 1);
+        if (ok && safe == i) safe = i + 1;
     }
-    r.t_pairs.resize(static_cast<size_t>(ow / 2) * 8);
-    for (int i = 0; i < ow / 2; ++i)
-        for (int k = 0; k < 4; ++k) {
-            r.t_pairs[8 * i + k] = r.t_same0[2 * i];
-            r.t_pairs[8 * i + 4 + k] = r.t_same0[2 * i + 1];
-        }
+    r.direct_begin = mirrored ? ow - safe : 0;
+    r.direct_end = mirrored ? ow : safe;
     // Widening costs about one operation per source value, converting at the taps about
     // four per output pixel: read bytes directly when the row shrinks by 1.5x or more.
     r.direct = (c == 3 || c == 4) && 2 * static_cast<int64_t>(w) >= 3 * static_cast<int64_t>(ow);
@@ -141,14 +144,14 @@ void bilinear_row_sse(const uint8_t* __restrict s, int len, const RowTaps& taps,
 #endif
 
 #ifdef PYIMGDIR_SSE_ROWS
-// Output pixels [from, ow) of a byte-reading bilinear row, one channel at a time: the pixels
+// Output pixels [from, to) of a byte-reading bilinear row, one channel at a time: the pixels
 // whose 4-byte loads would leave the row (and the odd last one of the AVX2 pairs).
-inline void bilinear_row_bytes_tail(const uint8_t* __restrict s, const RowTaps& taps, int from, int ow, int c,
+inline void bilinear_row_bytes_tail(const uint8_t* __restrict s, const RowTaps& taps, int from, int to, int c,
                                     float* __restrict out) {
     const int32_t* lo = taps.lo.data();
     const int32_t* hi = taps.hi.data();
     const float* tt = taps.t.data();
-    for (int x = from; x < ow; ++x) {
+    for (int x = from; x < to; ++x) {
         const uint8_t* a = s + lo[x];
         const uint8_t* b = s + hi[x];
         float* o = out + static_cast<size_t>(x) * c;
@@ -162,15 +165,15 @@ inline void bilinear_row_bytes_tail(const uint8_t* __restrict s, const RowTaps& 
 // 3 or 4 channels, shrinking rows: no widening pass; each tap's four bytes are loaded and
 // converted where they are used (for 3 channels the fourth byte is the next pixel's first
 // channel: its result is overwritten by the next store, as in bilinear_row_sse). The same
-// three float operations per value as TF. Pixels past `direct_safe` (whose loads would
-// leave the row) take the scalar loop.
+// three float operations per value as TF. Pixels outside [direct_begin, direct_end) (whose
+// loads would leave the row) take the scalar loop: those before first, those after last, so
+// every spilled lane is overwritten.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif
 void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow, int c, float* __restrict out) {
     const int32_t* lo = taps.lo.data();
     const float* t = taps.t_same0.data();
-    const int n = taps.direct_safe;
     const __m128i zero = _mm_setzero_si128();
     auto px = [&](const uint8_t* p) {
         int32_t v;
@@ -178,14 +181,15 @@ void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow
         const __m128i b = _mm_cvtsi32_si128(v);
         return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(b, zero), zero));
     };
-    for (int x = 0; x < n; ++x) {
+    bilinear_row_bytes_tail(s, taps, 0, taps.direct_begin, c, out);
+    for (int x = taps.direct_begin; x < taps.direct_end; ++x) {
         const uint8_t* a = s + lo[x];
         const __m128 l = px(a);
         const __m128 r = px(a + c);
         const __m128 d = _mm_mul_ps(_mm_sub_ps(r, l), _mm_set1_ps(t[x]));
         _mm_storeu_ps(out + static_cast<size_t>(x) * c, _mm_add_ps(l, d));
     }
-    bilinear_row_bytes_tail(s, taps, n, ow, c, out);
+    bilinear_row_bytes_tail(s, taps, taps.direct_end, ow, c, out);
 }
 #endif
 
@@ -199,15 +203,17 @@ void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow
 __attribute__((target("avx2"))) void bilinear_row_bytes_avx2(const uint8_t* __restrict s, const RowTaps& taps,
                                                              int ow, int c, float* __restrict out) {
     const int32_t* lo = taps.lo.data();
-    const float* tp = taps.t_pairs.data();
-    const int n = taps.direct_safe & ~1;
+    const float* tq = taps.t_quad.data();
+    const int b = taps.direct_begin;
+    const int n = b + ((taps.direct_end - b) & ~1);
     const __m256i pack3 = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
     auto load4 = [](const uint8_t* p) {
         int32_t v;
         std::memcpy(&v, p, 4);
         return v;
     };
-    int x = 0;
+    bilinear_row_bytes_tail(s, taps, 0, b, c, out);
+    int x = b;
     for (; x < n; x += 2) {
         const uint8_t* a0 = s + lo[x];
         const uint8_t* a1 = s + lo[x + 1];
@@ -215,7 +221,7 @@ __attribute__((target("avx2"))) void bilinear_row_bytes_avx2(const uint8_t* __re
         const __m128i rb = _mm_insert_epi32(_mm_cvtsi32_si128(load4(a0 + c)), load4(a1 + c), 1);
         const __m256 l = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lb));
         const __m256 r = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(rb));
-        __m256 v = _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(tp + 4 * x)));
+        __m256 v = _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(tq + 4 * x)));
         if (c == 3) v = _mm256_permutevar8x32_ps(v, pack3);
         _mm256_storeu_ps(out + static_cast<size_t>(x) * c, v);
     }
@@ -398,20 +404,17 @@ void lerp_u8(const float* top, const float* bot, float t, uint8_t* out, int n) {
 // The bilinear resize, writing either float32 (dst_f) or rounded uint8 (dst_u8).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride, bool may_stream = true, size_t plane = 0);
-
-void resize_bilinear(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                     int oh, int ow, size_t dst_stride, bool may_stream) {
-    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, oh, ow, dst_stride, may_stream, 0);
-}
+                         int oh, int ow, size_t dst_stride, bool may_stream, size_t plane, Mirror m);
 
 // plane > 0: channels-first output, channel k at dst + k * plane (dst_stride is then the
-// row stride within a plane); plane == 0: interleaved (HWC).
+// row stride within a plane); plane == 0: interleaved (HWC). `m`: the output written
+// mirrored, each value computed as unmirrored and stored at its mirrored place (m.h: the
+// horizontal pass runs over mirrored taps; m.v: output row y goes to row oh - 1 - y).
 template <typename Out>
 void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_stride, Out* dst,
-                         int oh, int ow, size_t dst_stride, bool may_stream, size_t plane) {
+                         int oh, int ow, size_t dst_stride, bool may_stream, size_t plane, Mirror m) {
     const auto ys = bilinear_taps(h, oh);
-    const RowTaps xs = row_taps(w, ow, c);
+    const RowTaps xs = row_taps(w, ow, c, m.h);
     const int n = ow * c;
     // Two horizontally resized rows (one float of slack each), reused while consecutive
     // output rows share source rows, and the current source row widened to float.
@@ -448,8 +451,8 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
         }
         const float* top = rows[ts];
         const float* bot = rows[bs];
+        Out* o = dst + static_cast<size_t>(m.v ? oh - 1 - y : y) * dst_stride;
         if (plane) {
-            Out* o = dst + static_cast<size_t>(y) * dst_stride;
             if constexpr (std::is_same_v<Out, float>) {
 #ifdef PYIMGDIR_SSE_ROWS
                 bilinear_lerp_planar(top, bot, ty.t, o, ow, c, plane, stream);
@@ -466,13 +469,13 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
         if constexpr (std::is_same_v<Out, float>) {
 #ifdef PYIMGDIR_SSE_ROWS
             if (stream) {
-                bilinear_lerp_stream(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+                bilinear_lerp_stream(top, bot, ty.t, o, n);
                 continue;
             }
 #endif
-            bilinear_lerp(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+            bilinear_lerp(top, bot, ty.t, o, n);
         } else {
-            lerp_u8(top, bot, ty.t, dst + static_cast<size_t>(y) * dst_stride, n);
+            lerp_u8(top, bot, ty.t, o, n);
         }
     }
 #ifdef PYIMGDIR_SSE_ROWS
@@ -851,7 +854,8 @@ void resize_to_float(const uint8_t* src, int h, int w, int c, size_t src_stride,
                      int out_h, int out_w, size_t dst_stride, Interpolation method, bool may_stream) {
     switch (method) {
         case Interpolation::Bilinear:
-            return resize_bilinear(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, may_stream);
+            return resize_bilinear_any<float>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, may_stream, 0,
+                                              Mirror{});
         case Interpolation::Nearest: {
             const auto ys = nearest_index(h, out_h), xs = nearest_index(w, out_w);
             for (int y = 0; y < out_h; ++y) {
@@ -881,7 +885,7 @@ void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, ui
     if (method == Interpolation::Nearest)
         return resize_nearest_u8(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride);
     if (method == Interpolation::Bilinear)
-        return resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, 0);
+        return resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, 0, Mirror{});
     const size_t row = static_cast<size_t>(out_w) * c;
     scratch.resize(row * out_h);
     resize_to_float(src, h, w, c, src_stride, scratch.data(), out_h, out_w, row, method);
@@ -889,14 +893,24 @@ void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, ui
         for (size_t k = 0; k < row; ++k) dst[y * dst_stride + k] = round_to_u8(scratch[y * row + k]);
 }
 
+void resize_bilinear_hwc(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst, int out_h,
+                         int out_w, size_t dst_stride, Mirror m) {
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, 0, m);
+}
+
+void resize_bilinear_hwc(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst, int out_h,
+                         int out_w, size_t dst_stride, Mirror m) {
+    resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, 0, m);
+}
+
 void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                            int out_h, int out_w, size_t dst_stride, size_t plane) {
-    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane);
+                            int out_h, int out_w, size_t dst_stride, size_t plane, Mirror m) {
+    resize_bilinear_any<float>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane, m);
 }
 
 void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
-                            int out_h, int out_w, size_t dst_stride, size_t plane) {
-    resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane);
+                            int out_h, int out_w, size_t dst_stride, size_t plane, Mirror m) {
+    resize_bilinear_any<uint8_t>(src, h, w, c, src_stride, dst, out_h, out_w, dst_stride, true, plane, m);
 }
 
 bool rows_read_by_resize(Interpolation method, int in, int out, uint8_t* mask) {

@@ -35,15 +35,30 @@ inline uint8_t round_to_u8(float v) {
 void resize_to_u8(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
                   int out_h, int out_w, size_t dst_stride, Interpolation method, std::vector<float>& scratch);
 
+// A flip of the output, fused into the bilinear resize: each value is computed exactly as
+// without it and stored at its mirrored place, so the result equals resizing and then
+// flipping (tf.image.flip_left_right / flip_up_down after tf.image.resize) bit for bit.
+struct Mirror {
+    bool h = false;  // left-right
+    bool v = false;  // top-bottom
+};
+
+// Bilinear resize to HWC output (float32, or rounded to uint8 as resize_to_u8 does), mirrored
+// as `m` says: the values of resize_to_float / resize_to_u8 with Interpolation::Bilinear.
+void resize_bilinear_hwc(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst, int out_h,
+                         int out_w, size_t dst_stride, Mirror m);
+void resize_bilinear_hwc(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst, int out_h,
+                         int out_w, size_t dst_stride, Mirror m);
+
 // Bilinear resize to channels-first (CHW) output: channel k of output pixel (y, x) is written
 // to dst[k * plane + y * dst_stride + x] (plane and dst_stride in elements). The values are
 // those of resize_to_float / resize_to_u8 with Interpolation::Bilinear, written in place of
-// a transpose of their output. The planes must not overlap (plane >= out_h * dst_stride).
+// a transpose of their output (mirrored as `m` says). The planes must not overlap
+// (plane >= out_h * dst_stride).
 void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, float* dst,
-                            int out_h, int out_w, size_t dst_stride, size_t plane);
+                            int out_h, int out_w, size_t dst_stride, size_t plane, Mirror m = {});
 void resize_bilinear_planar(const uint8_t* src, int h, int w, int c, size_t src_stride, uint8_t* dst,
-                            int out_h, int out_w, size_t dst_stride, size_t plane);
-
+                            int out_h, int out_w, size_t dst_stride, size_t plane, Mirror m = {});
 // Marks mask[r] = 1 for each of the `in` source rows that resizing `in` rows to `out` reads
 // (bilinear and nearest read at most two rows per output row). Returns false, marking
 // nothing, for methods whose kernels may read any row.
