@@ -75,21 +75,37 @@ def shrink_cases(n=80, seed=15):
     return out
 
 
-def test_shrinking_rows_match_tensorflow_with_and_without_avx2(tmp_path):
+def grow_cases(n=30, seed=17):
+    """Random bilinear resizes of 0.3x to 1x (3 and 4 channels): with AVX2 the byte-reading
+    pass serves these too; the SSE2 build widens each row to float first."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        sh, sw = (int(v) for v in rng.integers(1, 100, 2))
+        dh, dw = int(sh / rng.uniform(0.3, 1.0)), int(sw / rng.uniform(0.3, 1.0))
+        out.append((sh, sw, dh, dw, int(rng.choice([3, 4]))))
+    return out
+
+
+def row_cases():
+    return shrink_cases() + grow_cases()
+
+
+def test_bilinear_rows_match_tensorflow_with_and_without_avx2(tmp_path):
     import subprocess
     import sys
 
-    cases = shrink_cases()
+    cases = row_cases()
     for i, (sh, sw, dh, dw, c) in enumerate(cases):
         img = content(i, sh, sw, c)
         np.testing.assert_array_equal(_core.resize(img, dh, dw, "bilinear"), tf_resize(img, dh, dw, "bilinear"),
                                       err_msg=str(cases[i]))
     # the same cases with the SSE2 pass (as on a CPU without AVX2): identical bytes, mirrored too
     code = (
-        "import sys, numpy as np; sys.path.insert(0, sys.argv[2]); from test_resize import content, shrink_cases;"
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[2]); from test_resize import content, row_cases;"
         "from pyimgdir import _core;"
         "np.savez(sys.argv[1], *[_core.resize(content(i, sh, sw, c), dh, dw, 'bilinear', flip_horizontal=fh)"
-        " for i, (sh, sw, dh, dw, c) in enumerate(shrink_cases()) for fh in (False, True)])"
+        " for i, (sh, sw, dh, dw, c) in enumerate(row_cases()) for fh in (False, True)])"
     )
     out = tmp_path / "sse2.npz"
     env = dict(os.environ, PYIMGDIR_NO_AVX2="1")

@@ -95,8 +95,10 @@ RowTaps row_taps(int w, int ow, int c, bool mirrored) {
     }
     r.direct_begin = mirrored ? ow - safe : 0;
     r.direct_end = mirrored ? ow : safe;
-    // Widening costs about one operation per source value, converting at the taps about
-    // four per output pixel: read bytes directly when the row shrinks by 1.5x or more.
+    // SSE2: widening costs about one operation per source value, converting at the taps
+    // about four per output pixel: read bytes directly when the row shrinks by 1.5x or more.
+    // (The AVX2 pass converts two pixels' taps per operation and reads bytes at any ratio:
+    // 300x300 -> 224x224, 97 -> 81 us.)
     r.direct = (c == 3 || c == 4) && 2 * static_cast<int64_t>(w) >= 3 * static_cast<int64_t>(ow);
     return r;
 }
@@ -241,7 +243,7 @@ bool cpu_has_avx2() {
 
 void bilinear_row(const uint8_t* s, int w, const RowTaps& taps, int ow, int c, float* wide, float* out) {
 #ifdef PYIMGDIR_AVX2_ROWS
-    if (taps.direct && cpu_has_avx2()) return bilinear_row_bytes_avx2(s, taps, ow, c, out);
+    if ((c == 3 || c == 4) && cpu_has_avx2()) return bilinear_row_bytes_avx2(s, taps, ow, c, out);
 #endif
 #ifdef PYIMGDIR_SSE_ROWS
     if (taps.direct) return bilinear_row_bytes(s, taps, ow, c, out);
@@ -366,6 +368,35 @@ void bilinear_lerp_planar(const float* __restrict top, const float* __restrict b
 }
 
 #ifdef PYIMGDIR_AVX2_ROWS
+// bilinear_lerp_stream with AVX2, 8 values per non-temporal store.
+__attribute__((target("avx2"))) void bilinear_lerp_stream_avx2(const float* __restrict top,
+                                                               const float* __restrict bot, float t,
+                                                               float* __restrict out, int n) {
+    int j = 0;
+    for (; j < n && (reinterpret_cast<uintptr_t>(out + j) & 15) != 0; ++j)
+        out[j] = top[j] + (bot[j] - top[j]) * t;
+    const __m128 t4 = _mm_set1_ps(t);
+    auto four = [&](int k) {  // 16-byte aligned
+        const __m128 a = _mm_loadu_ps(top + k);
+        _mm_stream_ps(out + k, _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(bot + k), a), t4)));
+    };
+    if (j + 4 <= n && (reinterpret_cast<uintptr_t>(out + j) & 31) != 0) {
+        four(j);
+        j += 4;
+    }
+    const __m256 tt = _mm256_set1_ps(t);
+    for (; j + 8 <= n; j += 8) {
+        const __m256 a = _mm256_loadu_ps(top + j);
+        const __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(bot + j), a), tt);
+        _mm256_stream_ps(out + j, _mm256_add_ps(a, d));
+    }
+    if (j + 4 <= n) {
+        four(j);
+        j += 4;
+    }
+    for (; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
+}
+
 // bilinear_lerp_u8 with AVX2, 32 values at a time. No clamping: every value blended here is
 // between two values that are each between two bytes (l + (r - l) * t with t in [0, 1] stays
 // within [min(l, r), max(l, r)] under float rounding, which is monotonic), so it is already
@@ -469,6 +500,12 @@ void resize_bilinear_any(const uint8_t* src, int h, int w, int c, size_t src_str
         if constexpr (std::is_same_v<Out, float>) {
 #ifdef PYIMGDIR_SSE_ROWS
             if (stream) {
+#ifdef PYIMGDIR_AVX2_ROWS
+                if (cpu_has_avx2()) {
+                    bilinear_lerp_stream_avx2(top, bot, ty.t, o, n);
+                    continue;
+                }
+#endif
                 bilinear_lerp_stream(top, bot, ty.t, o, n);
                 continue;
             }
