@@ -1,6 +1,6 @@
 """Entropy-data checkpoints of the DC-term JPEG path (csrc/core/decode_jpeg_eighth.cpp).
 
-A region decode of a large scan records, every 16 MCUs of each MCU row it walks, the bit
+A region decode of a large scan records, every 4 or 16 MCUs of each MCU row it walks, the bit
 position and DC predictors; later region decodes of the same scan start each row at the
 checkpoint left of the region. Every decode, whether it builds, extends or uses the
 checkpoints, must give libjpeg's pixels for that region (which tests/test_crop.py and
@@ -48,7 +48,7 @@ def big_jpeg(seed: int, h: int, w: int, sampling: str = "420", grey: bool = Fals
 def regions(rng, oh: int, ow: int, n: int):
     """Random boxes plus the ones that stress the bookkeeping: bottom rows first (the walk
     reaches the end before any checkpoint is used), a thin top strip, boxes starting exactly
-    on and beside a checkpoint column (every 16 MCUs), the last column, the whole image."""
+    on and beside a checkpoint column (every 4 MCUs here), the last column, the whole image."""
     out = [(oh - 3, ow - 50, 3, 50), (0, 0, 2, ow), (5, 64, 10, 1), (5, 63, 10, 2), (7, 65, 9, 30),
            (0, ow - 1, oh, 1), (0, 0, oh, ow)]
     for _ in range(n):
@@ -163,7 +163,7 @@ BUDGET_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mb", ["0", "0.02", "1"])
+@pytest.mark.parametrize("mb", ["0", "0.05", "1"])
 def test_the_memory_cap(mb):
     """PYIMGDIR_JPEG_CHECKPOINT_MB caps the table (0: no checkpoints); decodes past the cap,
     without checkpoints, still give libjpeg's pixels."""
@@ -173,8 +173,8 @@ def test_the_memory_cap(mb):
     assert out.returncode == 0, out.stderr[-3000:]
     scans, used, budget = map(int, out.stdout.split())
     assert budget == int(float(mb) * 1048576) and used <= budget
-    # a scan: 75 MCU rows of 7 checkpoints (every 16 of 107 MCUs) of 12 bytes, 6,300 bytes
-    per_scan = 75 * 7 * 12
-    expect = {"0": 0, "0.02": 3, "1": 6}[mb]  # 20,971 bytes hold three
+    # a scan: 75 MCU rows of 27 checkpoints (every 4 of 107 MCUs) of 12 bytes, 24,300 bytes
+    per_scan = 75 * 27 * 12
+    expect = {"0": 0, "0.05": 2, "1": 6}[mb]  # 52,428 bytes hold two
     assert scans == expect
     assert expect * per_scan <= used <= expect * (per_scan + 200)

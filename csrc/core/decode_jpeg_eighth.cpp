@@ -1,5 +1,7 @@
 #include "core/decode_jpeg_eighth.hpp"
 
+#include "core/jpeg_entropy.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstdio>
@@ -16,160 +18,9 @@
 namespace pyimgdir {
 namespace {
 
-constexpr int kFastBits = 9;    // one-symbol lookup: codes up to 9 bits
-constexpr int kSkipBits = 13;   // luma AC skip lookup: as many whole symbols as fit in 13 bits
-constexpr int kValueBits = 11;  // AC value lookup: a code and its value bits within 11 bits
-constexpr size_t kPad = 8192;   // zero bytes after the data; one MCU reads under kPad / 2
+using namespace entropy;
 
-// Zig-zag position -> natural (row-major) position in the 8x8 block (JPEG, Figure A.6).
-constexpr uint8_t kNatural[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
-                                  12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
-                                  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-                                  58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
-
-struct Huffman {
-    uint16_t fast[1 << kFastBits];  // (code length << 8) | symbol; 0: a longer code
-    int32_t maxcode[17];            // largest code of each length, -1 when none
-    int32_t offset[17];             // vals index of a code of each length, minus the code
-    uint8_t vals[256];
-    // AC tables only: for the next kSkipBits bits, the bits taken by the whole symbols (codes and
-    // their value bits) they hold, the coefficient positions those advance, and bit 15 when
-    // the last of them is end-of-block. 0: decode one symbol the long way.
-    uint16_t skip[1 << kSkipBits];
-    // AC tables only: for the next kValueBits bits holding a whole nonzero coefficient (code
-    // and value bits), (value << 16) | (zero run << 8) | bits taken. 0: decode the long way.
-    int32_t value[1 << kValueBits];
-};
-
-// The value of `s` bits read as a JPEG magnitude category (libjpeg's HUFF_EXTEND).
-inline int extend(int v, int s) { return v < (1 << (s - 1)) ? v - (1 << s) + 1 : v; }
-
-// Builds a table from a DHT segment as libjpeg checks it (jpeg_make_d_derived_tbl): at most
-// 256 symbols, no all-ones code of any length, DC symbols at most 15. Returns false where
-// libjpeg would refuse the table.
-bool build_huffman(const JHUFF_TBL* t, bool dc, Huffman& h) {
-    int total = 0;
-    for (int l = 1; l <= 16; ++l) total += t->bits[l];
-    if (total > 256) return false;
-    std::memset(h.fast, 0, sizeof(h.fast));
-    std::memcpy(h.vals, t->huffval, static_cast<size_t>(total));
-    int32_t code = 0;
-    int k = 0;
-    for (int l = 1; l <= 16; ++l) {
-        const int count = t->bits[l];
-        h.offset[l] = k - code;
-        for (int i = 0; i < count; ++i, ++k, ++code) {
-            if (code >= (int32_t(1) << l) - 1) return false;  // an all-ones (or longer) code
-            if (dc && h.vals[k] > 15) return false;
-            if (l <= kFastBits) {
-                const int shift = kFastBits - l;
-                for (int j = 0; j < (1 << shift); ++j)
-                    h.fast[(code << shift) | j] = static_cast<uint16_t>(l << 8 | h.vals[k]);
-            }
-        }
-        h.maxcode[l] = count ? code - 1 : -1;
-        code <<= 1;
-    }
-    if (dc) return true;
-    for (uint32_t idx = 0; idx < (1u << kValueBits); ++idx) {
-        const uint16_t f = h.fast[idx >> (kValueBits - kFastBits)];
-        const int len = f >> 8, run = (f & 0xFF) >> 4, size = f & 15;
-        h.value[idx] = 0;
-        if (len == 0 || size == 0 || len + size > kValueBits) continue;
-        const int bits = static_cast<int>(idx >> (kValueBits - len - size)) & ((1 << size) - 1);
-        h.value[idx] = static_cast<int32_t>(static_cast<uint32_t>(extend(bits, size)) << 16) | run << 8 | (len + size);
-    }
-    for (uint32_t idx = 0; idx < (1u << kSkipBits); ++idx) {
-        int used = 0, advance = 0, eob = 0;
-        while (used < kSkipBits) {
-            const int left = kSkipBits - used;
-            const uint16_t f = h.fast[((idx << used) & ((1u << kSkipBits) - 1)) >> (kSkipBits - kFastBits)];
-            const int len = f >> 8;
-            if (len == 0 || len > left) break;
-            const int run = (f & 0xFF) >> 4, size = f & 15;
-            if (len + size > left) break;
-            used += len + size;
-            if (size == 0 && run != 15) {
-                eob = 1;
-                break;
-            }
-            advance += size ? run + 1 : 16;
-            if (advance > 63) break;
-        }
-        h.skip[idx] = static_cast<uint16_t>(used | advance << 8 | eob << 15);
-    }
-    return true;
-}
-
-// MSB-first bit reader over unstuffed data followed by kPad zero bytes.
-struct Bits {
-    const uint8_t* p;
-    uint64_t buf = 0;
-    int n = 0;  // valid bits at the top of buf
-
-    explicit Bits(const uint8_t* start) : p(start) {}
-    void refill() {  // afterwards at least 56 bits are valid
-        uint64_t v;
-        std::memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        v = __builtin_bswap64(v);
-#endif
-        buf |= v >> n;
-        p += (63 - n) >> 3;
-        n |= 56;
-    }
-    uint32_t peek(int k) const { return static_cast<uint32_t>(buf >> (64 - k)); }
-    void drop(int k) {
-        buf <<= k;
-        n -= k;
-    }
-    int64_t consumed(const uint8_t* start) const { return (p - start) * 8 - n; }
-};
-
-inline bool decode_symbol(Bits& b, const Huffman& h, int& sym) {
-    const uint16_t f = h.fast[b.peek(kFastBits)];
-    if (f) {
-        b.drop(f >> 8);
-        sym = f & 0xFF;
-        return true;
-    }
-    for (int l = kFastBits + 1; l <= 16; ++l) {
-        const int32_t code = static_cast<int32_t>(b.peek(l));
-        if (code <= h.maxcode[l]) {
-            b.drop(l);
-            sym = h.vals[h.offset[l] + code];
-            return true;
-        }
-    }
-    return false;  // no such code: damaged data
-}
-
-// Walks one block's AC codes without keeping the values.
-inline bool skip_ac(Bits& b, const Huffman& h) {
-    for (int k = 1; k < 64;) {
-        if (b.n < 32) b.refill();
-        const uint16_t e = h.skip[b.peek(kSkipBits)];
-        const int used = e & 0xFF, advance = (e >> 8) & 0x7F, eob = e >> 15;
-        // An end-of-block inside the entry counts only if the block is not already full.
-        if (used && k + advance + eob <= 64) {
-            b.drop(used);
-            if (eob) return true;
-            k += advance;
-            continue;
-        }
-        int rs;
-        if (!decode_symbol(b, h, rs)) return false;
-        const int run = rs >> 4, size = rs & 15;
-        if (size) {
-            b.drop(size);
-            k += run + 1;
-        } else {
-            if (run != 15) return true;
-            k += 16;
-        }
-    }
-    return true;
-}
+constexpr size_t kIndexMinScan = 256 << 10;  // smaller scans are cheap to walk whole for 1/8 and 1/4 crops
 
 // Decodes one block's AC values into `coef` (natural order, zeroed by the caller), marking
 // the positions written in `nonzero`. Works on local copies of the reader and the mask: the
@@ -384,174 +235,12 @@ struct Component {
 };
 
 struct Scratch {
-    std::vector<uint8_t> data;   // unstuffed entropy-coded data
-    std::vector<size_t> ends;    // end of each restart interval in `data`
+    Unstuffed scan;              // the entropy-coded data
     std::vector<uint8_t> planes[3];
-    Huffman tables[8];           // DC 0-3, AC 0-3
-    JHUFF_TBL built_from[8];     // the DHT contents each table was last built from
-    bool built[8] = {};
-
-    // The table for slot `i`, rebuilt only when the file's DHT differs from the last one
-    // (files from one encoder usually share their tables). Null where libjpeg would refuse
-    // the table, and where the file has none (libjpeg then substitutes its default tables).
-    const Huffman* table(int i, const JHUFF_TBL* t) {
-        if (t == nullptr) return nullptr;
-        if (built[i] && std::memcmp(built_from[i].bits, t->bits, sizeof(t->bits)) == 0 &&
-            std::memcmp(built_from[i].huffval, t->huffval, sizeof(t->huffval)) == 0)
-            return &tables[i];
-        built[i] = false;
-        if (!build_huffman(t, i < 4, tables[i])) return nullptr;
-        std::memcpy(built_from[i].bits, t->bits, sizeof(t->bits));
-        std::memcpy(built_from[i].huffval, t->huffval, sizeof(t->huffval));
-        built[i] = true;
-        return &tables[i];
-    }
-};
-
-// Copies the entropy-coded data with stuffed zero bytes removed, splitting it at restart
-// markers, which must come in order. Stops at any other marker; false if there is none.
-bool unstuff(const uint8_t* p, const uint8_t* end, Scratch& s) {
-    s.data.clear();
-    s.ends.clear();
-    int next_rst = 0;
-    while (p < end) {
-        const uint8_t* ff = static_cast<const uint8_t*>(std::memchr(p, 0xFF, static_cast<size_t>(end - p)));
-        if (ff == nullptr) return false;  // the file ends inside the scan
-        s.data.insert(s.data.end(), p, ff);
-        const uint8_t* m = ff + 1;
-        while (m < end && *m == 0xFF) ++m;  // fill bytes
-        if (m == end) return false;
-        if (*m == 0x00) {
-            s.data.push_back(0xFF);
-        } else if (*m >= 0xD0 && *m <= 0xD7) {
-            if (*m - 0xD0 != next_rst) return false;
-            next_rst = (next_rst + 1) & 7;
-            s.ends.push_back(s.data.size());
-        } else {
-            s.ends.push_back(s.data.size());
-            s.data.insert(s.data.end(), kPad, 0);
-            return true;
-        }
-        p = m + 1;
-    }
-    return false;
-}
-
-
-// -- entropy-data checkpoints kept between decodes -------------------------------------------
-// Without restart markers the Huffman walk of a scan cannot start anywhere but its first MCU,
-// so a crop near the bottom of a large photo costs a walk over almost the whole file. Each
-// walk therefore notes where every kIndexStep-th MCU of a row starts (bit position and DC
-// predictors); a later decode of the same scan (the next epoch's crop of the same file) starts
-// each MCU row of its region at the checkpoint left of the region, and stops at its right
-// edge. Checkpoints are kept per scan content (a hash of the header fields that shape the walk
-// and of every byte of the scan), so a changed file is walked afresh, in a process-wide table
-// capped at index_budget() bytes (past it, new scans are decoded without one). Every 16 MCUs
-// rather than 32: 7% less CPU per camera crop for twice the memory (36 KB per 12 MP photo).
-constexpr int kIndexStep = 16;                   // MCUs between checkpoints in a row
-constexpr size_t kIndexMinScan = 256 << 10;      // smaller scans are cheap to walk whole
-
-// PYIMGDIR_JPEG_CHECKPOINT_MB (MiB, default 256, fractions allowed; 0 or anything that is
-// not a number turns checkpoints off), read once.
-size_t index_budget() {
-    static const size_t budget = [] {
-        const char* v = std::getenv("PYIMGDIR_JPEG_CHECKPOINT_MB");
-        char* endp = nullptr;
-        const double mb = v && *v ? std::strtod(v, &endp) : 256.0;
-        const bool ok = endp == nullptr || *endp == 0;
-        return ok && mb > 0 && mb < 1e9 ? static_cast<size_t>(mb * 1048576.0) : size_t(0);
-    }();
-    return budget;
-}
-
-struct Checkpoint {
-    uint32_t bit;      // position in the unstuffed data
-    int16_t pred[3];   // DC predictors, in scan component order (a clean scan's fit in 16 bits)
-};
-
-struct EntropyIndex {
-    int rows = 0;                  // MCU rows whose checkpoints are all recorded
-    std::vector<Checkpoint> cps;   // rows * ceil(MCUs per row / kIndexStep) (the key fixes the layout)
-    Checkpoint frontier{};         // the start of MCU row `rows`
-    size_t bytes() const { return sizeof(*this) + cps.capacity() * sizeof(Checkpoint); }
-};
-
-class IndexTable {
-  public:
-    std::shared_ptr<const EntropyIndex> find(uint64_t key) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = map_.find(key);
-        return it == map_.end() ? nullptr : it->second;
-    }
-    // Keeps `idx` unless the table already holds one covering as many rows.
-    void store(uint64_t key, std::shared_ptr<const EntropyIndex> idx) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = map_.find(key);
-        if (it != map_.end()) {
-            if (it->second->rows >= idx->rows) return;
-            bytes_ -= it->second->bytes();
-            bytes_ += idx->bytes();
-            it->second = std::move(idx);
-            return;
-        }
-        if (bytes_ + idx->bytes() > index_budget()) return;
-        bytes_ += idx->bytes();
-        map_.emplace(key, std::move(idx));
-    }
-
-    JpegCheckpointStats stats() {
-        std::lock_guard<std::mutex> lock(mu_);
-        return {map_.size(), bytes_, index_budget()};
-    }
-
-  private:
-    std::mutex mu_;
-    std::unordered_map<uint64_t, std::shared_ptr<const EntropyIndex>> map_;
-    size_t bytes_ = 0;
-};
-
-IndexTable& index_table() {
-    static IndexTable* t = new IndexTable;  // never destroyed: decode threads may outlive statics
-    return *t;
-}
-
-// A 64-bit hash (xxHash64's round and merge constants, four lanes of 8-byte words).
-class Hash64 {
-  public:
-    void add(const void* data, size_t n) {
-        const uint8_t* p = static_cast<const uint8_t*>(data);
-        for (; n >= 32; n -= 32, p += 32)
-            for (int i = 0; i < 4; ++i) v_[i] = round(v_[i], word(p + 8 * i));
-        for (; n >= 8; n -= 8, p += 8) v_[0] = round(v_[0], word(p));
-        for (; n > 0; --n, ++p) v_[1] = round(v_[1], *p);
-    }
-    void add_value(uint64_t x) { v_[2] = round(v_[2], x); }
-    uint64_t digest() const {
-        uint64_t h = rotl(v_[0], 1) + rotl(v_[1], 7) + rotl(v_[2], 12) + rotl(v_[3], 18);
-        for (uint64_t v : v_) h = (h ^ round(0, v)) * kP1 + kP4;
-        h ^= h >> 33;
-        h *= kP2;
-        h ^= h >> 29;
-        h *= kP3;
-        return h ^ (h >> 32);
-    }
-
-  private:
-    static constexpr uint64_t kP1 = 11400714785074694791ULL, kP2 = 14029467366897019727ULL,
-                              kP3 = 1609587929392839161ULL, kP4 = 9650029242287828579ULL;
-    static uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-    static uint64_t round(uint64_t acc, uint64_t w) { return rotl(acc + w * kP2, 31) * kP1; }
-    static uint64_t word(const uint8_t* p) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        return w;
-    }
-    uint64_t v_[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
+    TableCache tables;
 };
 
 }  // namespace
-
-JpegCheckpointStats jpeg_checkpoint_stats() { return index_table().stats(); }
 
 bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, int channels,
                         Image& out, const DecodeRegion* region) {
@@ -604,8 +293,8 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         if (mcu_w / (c.h * c.scaled) > max_up || mcu_h / (c.v * c.scaled) > max_up) return false;
         const int dt = cp->dc_tbl_no, at = cp->ac_tbl_no;
         if (dt < 0 || dt > 3 || at < 0 || at > 3) return false;
-        c.dc = s.table(dt, ci.dc_huff_tbl_ptrs[dt]);
-        c.ac = s.table(4 + at, ci.ac_huff_tbl_ptrs[at]);
+        c.dc = s.tables.table(dt, ci.dc_huff_tbl_ptrs[dt]);
+        c.ac = s.tables.table(4 + at, ci.ac_huff_tbl_ptrs[at]);
         if (c.dc == nullptr || c.ac == nullptr) return false;
         const int qt = cp->quant_tbl_no;
         if (qt < 0 || qt >= NUM_QUANT_TBLS || ci.quant_tbl_ptrs[qt] == nullptr) return false;
@@ -628,15 +317,15 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         rw = region->w;
         if (ry < 0 || rx < 0 || rh < 1 || rw < 1 || ry + rh > out_h || rx + rw > out_w) return false;
     }
-    if (!unstuff(scan, end, s)) return false;
+    if (!unstuff(scan, end, s.scan)) return false;
     const int64_t all = static_cast<int64_t>(mcus_x) * mcus_y;
     const int64_t interval = ci.restart_interval > 0 ? ci.restart_interval : all;
-    if (static_cast<int64_t>(s.ends.size()) != (all + interval - 1) / interval) return false;
+    if (static_cast<int64_t>(s.scan.ends.size()) != (all + interval - 1) / interval) return false;
     // Each MCU row gives mcu_h output rows; the rows below the region are not decoded.
     const int64_t total = std::min<int64_t>(all, static_cast<int64_t>((ry + rh + mcu_h - 1) / mcu_h) * mcus_x);
     const int mcu_y0 = ry / mcu_h, mcu_x0 = rx / mcu_w, mcu_x1 = (rx + rw - 1) / mcu_w;
 
-    const uint8_t* base = s.data.data();
+    const uint8_t* base = s.scan.data.data();
     size_t seg = 0, seg_start = 0;
     Bits b(base);
     int16_t coef[64] = {};
@@ -687,12 +376,13 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
                 }
         }
         // Damaged data can read into the padding; one MCU never reads past it.
-        return b.p <= base + s.ends[seg] + kPad / 2;
+        return b.p <= base + s.scan.ends[seg] + kPad / 2;
     };
 
-    const size_t scan_bits = s.ends[0] * 8;
+    const size_t scan_bits = s.scan.ends[0] * 8;
     const bool use_index = region != nullptr && ci.restart_interval == 0 && index_budget() > 0 &&
                            static_cast<size_t>(end - scan) >= kIndexMinScan && scan_bits < (uint64_t(1) << 32);
+    const int kIndexStep = index_step(mcus_x);
     if (use_index) {
         // The walk depends on the scan's bytes and on the header fields that shape it: the
         // MCU layout and each component's sampling and Huffman tables.
@@ -704,8 +394,8 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             const jpeg_component_info* cp = ci.cur_comp_info[i];
             hash.add_value(static_cast<uint64_t>(comps[i].index) << 16 | static_cast<uint64_t>(comps[i].h) << 8 |
                            static_cast<uint64_t>(comps[i].v));
-            hash.add(&s.built_from[cp->dc_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
-            hash.add(&s.built_from[4 + cp->ac_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+            hash.add(&s.tables.built_from[cp->dc_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+            hash.add(&s.tables.built_from[4 + cp->ac_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
         }
         const uint64_t key = hash.digest();
         const std::shared_ptr<const EntropyIndex> idx = index_table().find(key);
@@ -776,7 +466,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         int64_t m = 0;
         auto enter_segment = [&](int64_t first) {
             seg = static_cast<size_t>(first / interval);
-            seg_start = seg ? s.ends[seg - 1] : 0;
+            seg_start = seg ? s.scan.ends[seg - 1] : 0;
             b = Bits(base + seg_start);
             for (int i = 0; i < nc; ++i) comps[i].pred = 0;
         };
@@ -786,7 +476,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
         }
         for (; m < total; ++m) {
             if (m > 0 && m % interval == 0) {
-                if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
+                if (b.consumed(base + seg_start) > static_cast<int64_t>(s.scan.ends[seg] - seg_start) * 8) return false;
                 if (skip_segments)
                     while (m < total && !segment_wanted(m)) m += interval;
                 if (m >= total) break;
@@ -795,7 +485,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
             const int mx = static_cast<int>(m % mcus_x), my = static_cast<int>(m / mcus_x);
             if (!decode_mcu(mx, my, my >= mcu_y0 && mx >= mcu_x0 && mx <= mcu_x1)) return false;
         }
-        if (b.consumed(base + seg_start) > static_cast<int64_t>(s.ends[seg] - seg_start) * 8) return false;
+        if (b.consumed(base + seg_start) > static_cast<int64_t>(s.scan.ends[seg] - seg_start) * 8) return false;
     }
 
     // Upsample by replication (only at 1/8, where libjpeg skips fancy upsampling) and

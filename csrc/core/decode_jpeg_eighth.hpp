@@ -36,7 +36,7 @@ namespace pyimgdir {
 // upsampling, so a pixel depends only on its own MCU).
 //
 // Region decodes of scans of 256 KiB and more (large photos) keep checkpoints (bit position
-// and DC predictors every 16 MCUs of each MCU row walked) in a process-wide table keyed by a
+// and DC predictors every 4 or 16 MCUs of each MCU row walked, jpeg_entropy.hpp) in a process-wide table keyed by a
 // hash of the scan and its Huffman tables, capped at 256 MiB (PYIMGDIR_JPEG_CHECKPOINT_MB;
 // 0 turns them off): a later region of the same
 // file (the next epoch's crop) starts each of its MCU rows at the checkpoint left of it and
