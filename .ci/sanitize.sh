@@ -19,7 +19,8 @@ tests=(
     tests/test_decode.py tests/test_decode_bmp_gif.py tests/test_downscale.py
     tests/test_errors_policy.py tests/test_pipeline.py tests/test_row_skipping.py tests/test_walk.py
     tests/test_hostile_inputs.py tests/test_process_health.py tests/test_fuzz_corpus.py
-    tests/test_jpeg_eighth.py tests/test_jpeg_entropy_index.py tests/test_resize.py tests/test_crop.py
+    tests/test_jpeg_eighth.py tests/test_jpeg_entropy_index.py tests/test_jpeg_region_scan.py tests/test_resize.py
+    tests/test_crop.py
 )
 
 # 1. A copy of the package and the tests, with the sanitized extension in place of the .so.

@@ -20,6 +20,7 @@
 
 #include "core/decode.hpp"
 #include "core/decode_jpeg_eighth.hpp"
+#include "core/jpeg_entropy.hpp"
 #include "core/pipeline.hpp"
 #include "core/resize.hpp"
 #include "core/walk.hpp"
@@ -346,13 +347,14 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("jpeg_checkpoint_stats", [] {
         const JpegCheckpointStats st = jpeg_checkpoint_stats();
-        return py::dict(py::arg("scans") = st.scans, py::arg("bytes") = st.bytes, py::arg("budget") = st.budget);
+        return py::dict(py::arg("scans") = st.scans, py::arg("bytes") = st.bytes, py::arg("budget") = st.budget,
+                        py::arg("rewrites") = st.rewrites);
     });
 
     m.def(
         "decode_jpeg_scaled",
         [](py::bytes data, int channels, int scale, bool fast_eighth, bool fast_quarter,
-           std::optional<std::array<int, 4>> region) {
+           std::optional<std::array<int, 4>> region, bool region_scan) {
             if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
                 throw std::invalid_argument("scale must be 1, 2, 4 or 8");
             std::string_view v = data;
@@ -360,6 +362,7 @@ PYBIND11_MODULE(_core, m) {
             o.channels = channels;
             o.jpeg_fast_eighth = fast_eighth;
             o.jpeg_fast_quarter = fast_quarter;
+            o.jpeg_region_scan = region_scan;
             o.choose_jpeg_scale = [](const void* ctx, int, int) { return *static_cast<const int*>(ctx); };
             o.scale_ctx = &scale;
             DecodeRegion r;
@@ -379,7 +382,7 @@ PYBIND11_MODULE(_core, m) {
             return py::make_tuple(out, dc);
         },
         py::arg("data"), py::arg("channels") = 3, py::arg("scale") = 8, py::arg("fast_eighth") = true,
-        py::arg("fast_quarter") = false, py::arg("region") = py::none());
+        py::arg("fast_quarter") = false, py::arg("region") = py::none(), py::arg("region_scan") = true);
 
     m.def(
         "resize",

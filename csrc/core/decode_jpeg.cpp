@@ -1,6 +1,8 @@
 #include "core/decode_jpeg.hpp"
 
 #include "core/decode_jpeg_eighth.hpp"
+#include "core/jpeg_entropy.hpp"
+#include "core/jpeg_region_scan.hpp"
 
 #include <csetjmp>
 #include <cstdio>
@@ -222,6 +224,39 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
         if (use_region) out.region = true;  // the region alone, region_x 0
         jpeg_abort_decompress(&cinfo);
         return;
+    }
+
+    if (use_region && cinfo.scale_denom == 1 && opts.jpeg_region_scan) {
+        thread_local RegionScan rs;
+        if (region_scan(cinfo, data, dec.src.next_input_byte, data + size, region, rs)) {
+            const int source_h = static_cast<int>(cinfo.image_height), source_w = static_cast<int>(cinfo.image_width);
+            jpeg_abort_decompress(&cinfo);
+            // The same region calls on the smaller file, the region moved to its origin.
+            DecodeRegion moved = region;
+            moved.y -= rs.y;
+            moved.x -= rs.x;
+            DecodeOptions inner = opts;
+            inner.jpeg_region_scan = false;
+            inner.choose_jpeg_scale = nullptr;
+            inner.choose_region = [](const void* ctx, int, int, DecodeRegion& r) {
+                r = *static_cast<const DecodeRegion*>(ctx);
+                return true;
+            };
+            inner.region_ctx = &moved;
+            try {
+                decode_jpeg(rs.jpeg.data(), rs.jpeg.size(), inner, out);
+            } catch (const DecodeError&) {
+                // Not expected (the rewrite copies clean data); the original decides.
+                DecodeOptions plain = opts;
+                plain.jpeg_region_scan = false;
+                decode_jpeg(data, size, plain, out);
+                return;
+            }
+            out.source_height = source_h;
+            out.source_width = source_w;
+            entropy::index_table().rewrites.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
     }
 
     jpeg_start_decompress(&cinfo);

@@ -384,20 +384,7 @@ bool decode_jpeg_eighth(const jpeg_decompress_struct& ci, const uint8_t* scan, c
                            static_cast<size_t>(end - scan) >= kIndexMinScan && scan_bits < (uint64_t(1) << 32);
     const int kIndexStep = index_step(mcus_x);
     if (use_index) {
-        // The walk depends on the scan's bytes and on the header fields that shape it: the
-        // MCU layout and each component's sampling and Huffman tables.
-        Hash64 hash;
-        hash.add(scan, static_cast<size_t>(end - scan));
-        hash.add_value(static_cast<uint64_t>(width) << 32 | static_cast<uint32_t>(height));
-        hash.add_value(static_cast<uint64_t>(hmax) << 8 | static_cast<uint64_t>(vmax));
-        for (int i = 0; i < nc; ++i) {
-            const jpeg_component_info* cp = ci.cur_comp_info[i];
-            hash.add_value(static_cast<uint64_t>(comps[i].index) << 16 | static_cast<uint64_t>(comps[i].h) << 8 |
-                           static_cast<uint64_t>(comps[i].v));
-            hash.add(&s.tables.built_from[cp->dc_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
-            hash.add(&s.tables.built_from[4 + cp->ac_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
-        }
-        const uint64_t key = hash.digest();
+        const uint64_t key = scan_key(ci, scan, end, s.tables);
         const std::shared_ptr<const EntropyIndex> idx = index_table().find(key);
         const int per_row = (mcus_x + kIndexStep - 1) / kIndexStep;
         const int rows_end = static_cast<int>((total + mcus_x - 1) / mcus_x);  // MCU rows the region needs

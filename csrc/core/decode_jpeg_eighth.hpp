@@ -36,18 +36,10 @@ namespace pyimgdir {
 // upsampling, so a pixel depends only on its own MCU).
 //
 // Region decodes of scans of 256 KiB and more (large photos) keep checkpoints (bit position
-// and DC predictors every 4 or 16 MCUs of each MCU row walked, jpeg_entropy.hpp) in a process-wide table keyed by a
-// hash of the scan and its Huffman tables, capped at 256 MiB (PYIMGDIR_JPEG_CHECKPOINT_MB;
-// 0 turns them off): a later region of the same
-// file (the next epoch's crop) starts each of its MCU rows at the checkpoint left of it and
-// stops at its right edge, instead of walking every row from the top of the image.
-struct JpegCheckpointStats {
-    size_t scans;   // scans with checkpoints kept
-    size_t bytes;   // their memory
-    size_t budget;  // the cap
-};
-JpegCheckpointStats jpeg_checkpoint_stats();
-
+// and DC predictors every 4 or 16 MCUs of each MCU row walked, jpeg_entropy.hpp): a later
+// region of the same file (the next epoch's crop) starts each of its MCU rows at the
+// checkpoint left of it and stops at its right edge, instead of walking every row from the
+// top of the image.
 bool decode_jpeg_eighth(const jpeg_decompress_struct& cinfo, const uint8_t* scan, const uint8_t* end,
                         int channels, Image& out, const DecodeRegion* region = nullptr);
 

@@ -102,6 +102,24 @@ IndexTable& index_table() {
     return *t;
 }
 
+uint64_t scan_key(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, const TableCache& tables) {
+    const int nc = ci.num_components;
+    const int hmax = nc == 1 ? 1 : ci.max_h_samp_factor, vmax = nc == 1 ? 1 : ci.max_v_samp_factor;
+    Hash64 hash;
+    hash.add(scan, static_cast<size_t>(end - scan));
+    hash.add_value(static_cast<uint64_t>(ci.image_width) << 32 | static_cast<uint32_t>(ci.image_height));
+    hash.add_value(static_cast<uint64_t>(hmax) << 8 | static_cast<uint64_t>(vmax));
+    for (int i = 0; i < ci.comps_in_scan; ++i) {
+        const jpeg_component_info* cp = ci.cur_comp_info[i];
+        const int h = nc == 1 ? 1 : cp->h_samp_factor, v = nc == 1 ? 1 : cp->v_samp_factor;
+        hash.add_value(static_cast<uint64_t>(cp->component_index) << 16 | static_cast<uint64_t>(h) << 8 |
+                       static_cast<uint64_t>(v));
+        hash.add(&tables.built_from[cp->dc_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+        hash.add(&tables.built_from[4 + cp->ac_tbl_no], sizeof(JHUFF_TBL::bits) + sizeof(JHUFF_TBL::huffval));
+    }
+    return hash.digest();
+}
+
 }  // namespace entropy
 
 JpegCheckpointStats jpeg_checkpoint_stats() { return entropy::index_table().stats(); }

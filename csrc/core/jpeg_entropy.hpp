@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -15,9 +16,19 @@
 
 #include <jpeglib.h>
 
-#include "core/decode_jpeg_eighth.hpp"  // JpegCheckpointStats
 
 namespace pyimgdir {
+
+// The checkpoint table (process-wide, capped at PYIMGDIR_JPEG_CHECKPOINT_MB, default 256 MiB;
+// 0 turns checkpoints off) and how many crops were decoded through a rewritten scan.
+struct JpegCheckpointStats {
+    size_t scans;     // scans with checkpoints kept
+    size_t bytes;     // their memory
+    size_t budget;    // the cap
+    size_t rewrites;  // crops decoded from a smaller JPEG of their MCUs (jpeg_region_scan.hpp)
+};
+JpegCheckpointStats jpeg_checkpoint_stats();
+
 namespace entropy {
 
 inline constexpr int kFastBits = 9;    // one-symbol lookup: codes up to 9 bits
@@ -203,6 +214,7 @@ class IndexTable {
         auto it = map_.find(key);
         if (it != map_.end()) {
             if (it->second->rows >= idx->rows) return;
+            if (bytes_ - it->second->bytes() + idx->bytes() > index_budget()) return;
             bytes_ -= it->second->bytes();
             bytes_ += idx->bytes();
             it->second = std::move(idx);
@@ -213,10 +225,18 @@ class IndexTable {
         map_.emplace(key, std::move(idx));
     }
 
+    // Whether `bytes` more would still fit under the cap.
+    bool has_room(size_t bytes) {
+        std::lock_guard<std::mutex> lock(mu_);
+        return bytes_ + bytes <= index_budget();
+    }
+
     JpegCheckpointStats stats() {
         std::lock_guard<std::mutex> lock(mu_);
-        return {map_.size(), bytes_, index_budget()};
+        return {map_.size(), bytes_, index_budget(), rewrites.load(std::memory_order_relaxed)};
     }
+
+    std::atomic<size_t> rewrites{0};
 
   private:
     std::mutex mu_;
@@ -225,6 +245,11 @@ class IndexTable {
 };
 
 IndexTable& index_table();
+
+// The table key of a scan: a hash of its bytes ([scan, end)) and of the header fields that
+// shape its walk (image size, MCU layout, each component's index, sampling and Huffman
+// tables, as `tables` last built them for the scan's components).
+uint64_t scan_key(const jpeg_decompress_struct& ci, const uint8_t* scan, const uint8_t* end, const TableCache& tables);
 
 // A 64-bit hash (xxHash64's round and merge constants, four lanes of 8-byte words).
 class Hash64 {
