@@ -197,14 +197,19 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     const int mw = 8 * hmax, mh = 8 * vmax;
     const int mcus_x = (width + mw - 1) / mw, mcus_y = (height + mh - 1) / mh;
 
-    // The MCUs to keep: columns [c0, c1) as jpeg_crop_scanline aligns them, rows [r0, r1)
-    // with one row of context above and below.
+    // The MCUs to keep: columns [c0, c1) as jpeg_crop_scanline aligns them, and the crop's
+    // rows [r0, r1), with the MCU row above or below where the upsampler reads into it: with
+    // vertically halved chroma (vmax 2) an output row interpolates between its own chroma
+    // row and the one above (even rows) or below (odd rows), which lies in the next MCU row
+    // only for the first and the last row of an MCU row.
     if (region.y < 0 || region.x < 0 || region.h < 1 || region.w < 1 || region.y + region.h > height ||
         region.x + region.w > width)
         return false;
     const int c0 = region.x / mw, c1 = (region.x + region.w + mw - 1) / mw;
-    const int r0 = std::max(0, region.y / mh - 1);
-    const int r1 = std::min(mcus_y, (region.y + region.h - 1) / mh + 2);
+    const int last = region.y + region.h - 1;
+    const bool above = vmax == 2 && region.y % mh == 0, below = vmax == 2 && last % mh == mh - 1;
+    const int r0 = std::max(0, region.y / mh - (above ? 1 : 0));
+    const int r1 = std::min(mcus_y, last / mh + 1 + (below ? 1 : 0));
     // libjpeg would walk every MCU of rows [0, r1 - 1) (and some of the next for context);
     // not worth a rewrite when the region keeps most of them.
     const int64_t walked = static_cast<int64_t>(std::min(mcus_y, (region.y + region.h - 1) / mh + 2)) * mcus_x;
