@@ -59,9 +59,11 @@ def group(dso: str, sym: str) -> str:
         return "libjpeg-turbo: Huffman decoding, IDCT, upsampling, colour conversion"
     if "decode_jpeg_eighth" in sym or "jpeg_checkpoint_stats" in sym:  # the file's statics precede the latter
         return "entropy-data decoder (1/8, 1/4 crops): Huffman walk of the crop's MCU rows, IDCTs"
+    if "region_scan" in sym:  # the file's statics (walker, bit writer) precede it
+        return "pyimgdir: crop rewrite (checkpoint walk, bit copy into a smaller JPEG)"
     if "_core" in dso:
         if "process_random_crop" in sym or "mirror" in sym or "flip" in sym:
-            return "pyimgdir: crop sample (mirrored copy into the batch)"
+            return "pyimgdir: crop sample set-up"
         if "decode" in sym:
             return "pyimgdir: decode set-up"
         return "pyimgdir: resize and other core code"
