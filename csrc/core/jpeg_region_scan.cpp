@@ -54,17 +54,38 @@ class BitWriter {
             }
         }
     }
-    // Bits [from, to) of unstuffed data (padded, so 8-byte loads past `to` are safe).
+    // Bits [from, to) of unstuffed data (padded, so loads past `to` are safe): up to a byte
+    // boundary of the output through put(), then 64 bits per step, shifted into place.
     void copy(const uint8_t* data, uint64_t from, uint64_t to) {
+        while (from < to && (n_ & 7) != 0) {
+            const int k = static_cast<int>(std::min<uint64_t>(8 - (n_ & 7), to - from));
+            put(bits(data, from) >> (32 - k), k);
+            from += static_cast<uint64_t>(k);
+        }
+        while (n_ >= 8) {
+            n_ -= 8;
+            byte(static_cast<uint8_t>(acc_ >> n_));
+        }
+        for (; to - from >= 64; from += 64) {
+            const uint8_t* p = data + from / 8;
+            const int sh = static_cast<int>(from % 8);
+            uint64_t w = load_be64(p);
+            if (sh) w = (w << sh) | (p[8] >> (8 - sh));
+            const uint64_t x = ~w;  // a 0xFF byte of w is a zero byte of x
+            if (((x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL) == 0) {
+                uint64_t be = w;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                be = __builtin_bswap64(w);
+#endif
+                std::memcpy(o_, &be, 8);
+                o_ += 8;
+            } else {
+                for (int s = 56; s >= 0; s -= 8) byte(static_cast<uint8_t>(w >> s));
+            }
+        }
         while (from < to) {
             const int k = static_cast<int>(std::min<uint64_t>(32, to - from));
-            uint64_t w;
-            std::memcpy(&w, data + from / 8, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            w = __builtin_bswap64(w);
-#endif
-            const uint32_t top = static_cast<uint32_t>((w << (from % 8)) >> 32);
-            put(top >> (32 - k), k);
+            put(bits(data, from) >> (32 - k), k);
             from += static_cast<uint64_t>(k);
         }
     }
@@ -80,6 +101,17 @@ class BitWriter {
     }
 
   private:
+    static uint64_t load_be64(const uint8_t* p) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        return w;
+    }
+    static uint32_t bits(const uint8_t* data, uint64_t from) {  // the 32 bits from bit `from`
+        return static_cast<uint32_t>((load_be64(data + from / 8) << (from % 8)) >> 32);
+    }
     void byte(uint8_t b) {
         *o_++ = b;
         if (b == 0xFF) *o_++ = 0;
@@ -116,11 +148,6 @@ struct Walker {
         b.refill();
         b.drop(static_cast<int>(bit % 8));
         for (int i = 0; i < 3; ++i) pred[i] = i < nc ? p[i] : 0;
-    }
-    void seek(const Place& at) {
-        int16_t p[3];
-        for (int i = 0; i < 3; ++i) p[i] = static_cast<int16_t>(at.pred[i]);
-        seek(at.bit, p);
     }
     Place here() const {
         Place at;
@@ -244,9 +271,16 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
         return false;
 
     Walker w(base, comps, nc);
-    thread_local std::vector<Place> starts, stops;  // each kept row: where its MCU c0 and c1 start
+    // Each kept row: where its MCU c0 and c1 start, and the DC codes of MCU c0.
+    struct FirstDc {
+        uint64_t at[3][2];  // start and end bit of each component's first DC code
+        int value[3];       // and its DC value
+    };
+    thread_local std::vector<Place> starts, stops;
+    thread_local std::vector<FirstDc> firsts;
     starts.assign(static_cast<size_t>(r1 - r0), Place{});
     stops.assign(static_cast<size_t>(r1 - r0), Place{});
+    firsts.resize(static_cast<size_t>(r1 - r0));
 
     // Rows the table does not cover yet: walked whole from the last one it covers, recording
     // their checkpoints (and, in the kept rows, the places wanted).
@@ -269,9 +303,13 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
             const bool kept_row = r >= r0;
             for (int mx = 0; mx < mcus_x; ++mx) {
                 if (mx % step == 0) grown->cps.push_back(checkpoint());
-                if (kept_row && mx == c0) starts[r - r0] = w.here();
                 if (kept_row && mx == c1) stops[r - r0] = w.here();
-                if (!w.mcu()) return false;
+                if (kept_row && mx == c0) {
+                    starts[r - r0] = w.here();
+                    if (!w.mcu(firsts[r - r0].at, firsts[r - r0].value)) return false;
+                } else if (!w.mcu()) {
+                    return false;
+                }
             }
             if (kept_row && c1 == mcus_x) stops[r - r0] = w.here();
             if (static_cast<uint64_t>(w.b.consumed(base)) > scan_bits) return false;
@@ -291,11 +329,12 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
         };
         if (!walk_to(c0)) return false;
         starts[r - r0] = w.here();
+        if (!w.mcu(firsts[r - r0].at, firsts[r - r0].value)) return false;
         if (c1 < mcus_x) {
-            if (c1 / step * step > c0) {
+            if (c1 / step * step > c0 + 1) {
                 if (!walk_to(c1)) return false;
             } else {
-                for (int mx = c0; mx < c1; ++mx)
+                for (int mx = c0 + 1; mx < c1; ++mx)
                     if (!w.mcu()) return false;
             }
             stops[r - r0] = w.here();
@@ -334,20 +373,17 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     for (int r = r0; r < r1; ++r) {
         const Place& a = starts[r - r0];
         const Place& z = stops[r - r0];
-        w.seek(a);
-        uint64_t dc_at[3][2];
-        int dc_value[3];
-        if (!w.mcu(dc_at, dc_value)) return false;
+        const FirstDc& first = firsts[r - r0];
         uint64_t at = a.bit;
         for (int i = 0; i < nc; ++i) {
-            bw.copy(base, at, dc_at[i][0]);
-            const int diff = dc_value[i] - prev[i];
+            bw.copy(base, at, first.at[i][0]);
+            const int diff = first.value[i] - prev[i];
             const int mag = diff < 0 ? -diff : diff;
             const int size = mag == 0 ? 0 : 32 - __builtin_clz(static_cast<unsigned>(mag));
             if (size > 11 || comps[i].enc.len[size] == 0) return false;  // the table cannot say it
             bw.put(comps[i].enc.code[size], comps[i].enc.len[size]);
             if (size) bw.put(static_cast<uint32_t>(diff < 0 ? diff - 1 : diff), size);
-            at = dc_at[i][1];
+            at = first.at[i][1];
         }
         bw.copy(base, at, z.bit);
         for (int i = 0; i < nc; ++i) prev[i] = z.pred[i];
