@@ -5,7 +5,7 @@
 // libjpeg can only walk a scan without restart markers from its first MCU: for a crop it
 // entropy-decodes every MCU of every row down to the crop's bottom (jpeg_skip_scanlines and
 // jpeg_crop_scanline spare only the IDCT, upsampling and colour conversion), 88% of the
-// image on average for random-resized crops against the 49% the crop's own MCUs make up.
+// image on average for random-resized crops against the 45% the crop's own MCUs make up.
 // With the entropy-data checkpoints (jpeg_entropy.hpp) the start of any MCU is found by
 // walking at most index_step() - 1 MCUs from a checkpoint; the MCUs of each row of the crop
 // are then copied bit for bit into a new scan, and only the first DC difference of each
@@ -14,9 +14,9 @@
 //
 // The new file spans the crop's MCU columns, starting at the column libjpeg's
 // jpeg_crop_scanline starts at and ending where its cropped rows end (so the upsampler
-// sees the same left and right edges), and the crop's MCU rows plus one MCU row above and
-// one below where the image has them (the context rows of fancy upsampling). Decoded with
-// the same region calls, libjpeg gives the same pixels: same coefficients, same edges.
+// sees the same left and right edges), and the crop's MCU rows, plus the MCU row above or
+// below where fancy upsampling of 4:2:0 chroma reads into it. Decoded with the same region
+// calls, libjpeg gives the same pixels: same coefficients, same edges.
 #pragma once
 
 #include <cstdint>
