@@ -51,7 +51,7 @@ def both(data: bytes, channels: int, scale: int = 8, region=None):
 
     def run(fast):
         try:
-            return _core.decode_jpeg_scaled(data, channels, scale, fast, fast, region)
+            return _core.decode_jpeg_scaled(data, channels, scale, fast, fast, region, region_scan=False)
         except _core.DecodeError as e:
             return str(e), False
 
@@ -145,9 +145,9 @@ def test_quarter_path_takes_regions_and_whole_images_only_when_asked():
     assert not _core.decode_jpeg_scaled(data, 3, 4)[1]
     h, w = _core.decode_jpeg_scaled(data, 3, 4)[0].shape[:2]
     region = (h // 4, w // 3, h // 2, w // 3)
-    fast, took = _core.decode_jpeg_scaled(data, 3, 4, region=region)
+    fast, took = _core.decode_jpeg_scaled(data, 3, 4, region=region, region_scan=False)
     assert took
-    ref, took_ref = _core.decode_jpeg_scaled(data, 3, 4, False, region=region)
+    ref, took_ref = _core.decode_jpeg_scaled(data, 3, 4, False, region=region, region_scan=False)
     assert not took_ref and np.array_equal(fast, ref)
 
 

@@ -43,13 +43,14 @@ def jpeg(seed: int, h: int, w: int, subsampling: int = 2, grey: bool = False, qu
 
 def boxes(rng, h: int, w: int, n: int):
     """Random crops plus the edges: the first and last MCU, a one-pixel crop, whole rows, the
-    bottom-right corner, crops starting on and just after an MCU boundary, and crops whose
+    bottom-right corner, crops starting on and just after an MCU boundary, crops whose
     first or last row is the first or last of an MCU row (4:2:0 then needs the MCU row
-    above or below for the chroma upsampling)."""
+    above or below for the chroma upsampling), and crops whose cropped rows hold 2 chroma
+    samples (where libjpeg's choice of upsampler depends on the whole image's width)."""
     out = [(0, 0, 1, 1), (h - 1, w - 1, 1, 1), (0, 0, h, w), (h // 2, 0, 17, w), (h - 20, w - 33, 20, 33),
            (16, 16, 40, 40), (17, 15, 40, 40), (32, 31, h - 40, 2), (3, w // 2, h - 3, w - w // 2),
            (16, 5, 16, 30), (15, 5, 17, 30), (1, 40, 15, 30), (32, 0, 1, w), (47, 3, 1, 60), (48, 3, 2, 60),
-           (64, 70, 32, 90), (63, 70, 34, 90)]
+           (64, 70, 32, 90), (63, 70, 34, 90), (5, 16, 20, 3), (5, 16, 20, 4), (5, 18, 20, 2), (5, 32, 20, 5)]
     for _ in range(n):
         a = rng.uniform(0.08, 1.0) * h * w
         r = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
@@ -58,15 +59,17 @@ def boxes(rng, h: int, w: int, n: int):
     return out
 
 
-def decode(data: bytes, box, channels: int = 3, region_scan: bool = True):
+def decode(data: bytes, box, channels: int = 3, region_scan: bool = True, scale: int = 1):
+    # fast_eighth off: at 1/4 the reference is libjpeg itself, not the entropy-data decoder
     try:
-        return _core.decode_jpeg_scaled(data, channels, 1, region=box, region_scan=region_scan)[0]
+        return _core.decode_jpeg_scaled(data, channels, scale, False, region=box, region_scan=region_scan)[0]
     except _core.DecodeError as e:
         return str(e)
 
 
-def same(data: bytes, box, channels: int = 3) -> None:
-    got, ref = decode(data, box, channels), decode(data, box, channels, region_scan=False)
+def same(data: bytes, box, channels: int = 3, scale: int = 1) -> None:
+    got = decode(data, box, channels, scale=scale)
+    ref = decode(data, box, channels, region_scan=False, scale=scale)
     if isinstance(ref, str):
         assert got == ref, box
     else:
@@ -95,6 +98,34 @@ def test_crops_equal_libjpeg_while_checkpoints_are_recorded_and_used(h, w, subsa
     assert _core.jpeg_checkpoint_stats()["scans"] == scans + 1
     # Most crops are rewritten; those keeping most of the MCUs libjpeg walks are left to it.
     assert rewrites() - before >= 60
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("subsampling,grey", [(2, False), (1, False), (0, False), (2, True)])
+def test_dct_scaled_crops_equal_libjpeg(scale, subsampling, grey):
+    # At 1/2 and 1/4 libjpeg decodes the rewritten file with its scaled IDCTs; at 1/4 4:2:0
+    # chroma needs no upsampling (so no context rows), 4:2:2 still does horizontally.
+    h, w = 1101, 1467
+    data = jpeg(scale * 10 + subsampling, h, w, subsampling, grey)
+    oh, ow = -(-h // scale), -(-w // scale)
+    before = rewrites()
+    for box in boxes(np.random.default_rng(scale), oh, ow, 25):
+        for channels in (3, 1):
+            same(data, box, channels, scale)
+    assert rewrites() - before >= 25
+
+
+def test_quarter_scale_crops_prefer_the_rewrite_and_match_the_entropy_decoder():
+    # The loader's default path at 1/4 (fast_eighth on) takes the rewrite first; its pixels
+    # equal the entropy-data decoder's (which tests/test_jpeg_eighth.py ties to libjpeg).
+    data = jpeg(31, 1200, 1600)
+    before = rewrites()
+    for box in boxes(np.random.default_rng(31), 300, 400, 15):
+        got, _ = _core.decode_jpeg_scaled(data, 3, 4, True, region=box)
+        ref, dc = _core.decode_jpeg_scaled(data, 3, 4, True, region=box, region_scan=False)
+        assert dc  # the reference came from the entropy-data decoder
+        np.testing.assert_array_equal(got, ref, err_msg=str(box))
+    assert rewrites() > before
 
 
 def test_crops_equal_tensorflow_decode_and_crop():

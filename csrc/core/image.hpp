@@ -71,9 +71,11 @@ struct DecodeOptions {
     // it needs every AC value, and on 12-megapixel 4:2:0 photos it takes up to twice
     // libjpeg-turbo's time, whose Huffman decoder and SIMD IDCTs it does not beat.
     bool jpeg_fast_quarter = false;
-    // A full-scale region of a baseline JPEG is decoded from a smaller JPEG holding just the
-    // region's MCUs (jpeg_region_scan.cpp, same pixels): libjpeg then Huffman-decodes the
-    // region instead of every MCU above and beside it. False: libjpeg on the original file.
+    // A region of a baseline JPEG at full scale, 1/2 or 1/4 is decoded from a smaller JPEG
+    // holding just the region's MCUs (jpeg_region_scan.cpp, same pixels): libjpeg then
+    // Huffman-decodes the region instead of every MCU above and beside it. Tried before the
+    // entropy-data decoder at 1/4 (libjpeg on the smaller file is faster there). False:
+    // libjpeg on the original file (or the entropy-data decoder, as jpeg_fast_eighth says).
     bool jpeg_region_scan = true;
     // Optional: given the decoded (height, width), marks the rows the caller will read in
     // `mask` (height bytes, zeroed) and returns true; rows left unmarked may be skipped and

@@ -213,7 +213,9 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     thread_local Unstuffed data;
 
     if (ci.progressive_mode || ci.arith_code || ci.data_precision != 8 || ci.restart_interval != 0) return false;
-    if (ci.scale_num != ci.scale_denom) return false;
+    // Full scale, or 1/2 and 1/4 (libjpeg's scaled IDCTs; the region is in scaled pixels).
+    const int sc = static_cast<int>(ci.scale_denom);
+    if (ci.scale_num != 1 || (sc != 1 && sc != 2 && sc != 4)) return false;
     if (ci.Ss != 0 || ci.Se != 63 || ci.Ah != 0 || ci.Al != 0) return false;
     const int nc = ci.num_components;
     if ((nc != 1 && nc != 3) || ci.comps_in_scan != nc) return false;
@@ -229,17 +231,35 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     // vertically halved chroma (vmax 2) an output row interpolates between its own chroma
     // row and the one above (even rows) or below (odd rows), which lies in the next MCU row
     // only for the first and the last row of an MCU row.
-    if (region.y < 0 || region.x < 0 || region.h < 1 || region.w < 1 || region.y + region.h > height ||
-        region.x + region.w > width)
+    // In output pixels an MCU is mws x mhs.
+    const int mws = mw / sc, mhs = mh / sc;
+    if (region.y < 0 || region.x < 0 || region.h < 1 || region.w < 1 ||
+        region.y + region.h > static_cast<int>(ci.output_height) || region.x + region.w > static_cast<int>(ci.output_width))
         return false;
-    const int c0 = region.x / mw, c1 = (region.x + region.w + mw - 1) / mw;
+    const int c0 = region.x / mws, c1 = (region.x + region.w + mws - 1) / mws;
     const int last = region.y + region.h - 1;
-    const bool above = vmax == 2 && region.y % mh == 0, below = vmax == 2 && last % mh == mh - 1;
-    const int r0 = std::max(0, region.y / mh - (above ? 1 : 0));
-    const int r1 = std::min(mcus_y, last / mh + 1 + (below ? 1 : 0));
+    // libjpeg upsamples a horizontally subsampled component fancily only if it is more than 2
+    // samples wide, judged on the whole image before jpeg_crop_scanline narrows it. A crop 2
+    // samples wide keeps the whole image's choice; a file that narrow would not: left to libjpeg.
+    const int crop_w = region.x + region.w - c0 * mws;  // libjpeg's cropped output width
+    for (int i = 0; i < nc && nc > 1; ++i) {
+        const jpeg_component_info* cp = ci.cur_comp_info[i];
+        if (cp->h_samp_factor < hmax && (crop_w * cp->h_samp_factor + hmax - 1) / hmax == 2) return false;
+    }
+    // Components upsampled vertically (4:2:0 chroma at full scale and 1/2; at 1/4 libjpeg
+    // scales chroma's IDCT up instead).
+    bool vertical_upsampling = false;
+    for (int i = 0; i < nc && nc > 1; ++i) {
+        const jpeg_component_info* cp = ci.cur_comp_info[i];
+        vertical_upsampling |= cp->v_samp_factor * cp->DCT_scaled_size < vmax * ci.min_DCT_scaled_size;
+    }
+    const bool above = vertical_upsampling && region.y % mhs == 0;
+    const bool below = vertical_upsampling && last % mhs == mhs - 1;
+    const int r0 = std::max(0, region.y / mhs - (above ? 1 : 0));
+    const int r1 = std::min(mcus_y, last / mhs + 1 + (below ? 1 : 0));
     // libjpeg would walk every MCU of rows [0, r1 - 1) (and some of the next for context);
     // not worth a rewrite when the region keeps most of them.
-    const int64_t walked = static_cast<int64_t>(std::min(mcus_y, (region.y + region.h - 1) / mh + 2)) * mcus_x;
+    const int64_t walked = static_cast<int64_t>(std::min(mcus_y, last / mhs + 2)) * mcus_x;
     const int64_t kept = static_cast<int64_t>(r1 - r0) * (c1 - c0);
     if (kept * 10 > walked * 8) return false;
 
@@ -353,7 +373,8 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     const int64_t sof = find_sof(file, scan);
     if (sof < 0 || sof + 9 > scan - file) return false;
     const int new_h = std::min(height, r1 * mh) - r0 * mh;
-    const int new_w = region.x + region.w - c0 * mw;
+    // As wide as libjpeg's cropped rows: at 1/sc, `sc` source pixels per output pixel.
+    const int new_w = std::min(width - c0 * mw, sc * (region.x + region.w - c0 * mws));
     const size_t header = static_cast<size_t>(scan - file);
     uint64_t kept_bits = 0;
     for (size_t i = 0; i < starts.size(); ++i) kept_bits += stops[i].bit - starts[i].bit + 64;  // + re-encoded DCs
@@ -392,8 +413,8 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     *e++ = 0xFF;
     *e++ = 0xD9;  // EOI
     out.jpeg.resize(static_cast<size_t>(e - out.jpeg.data()));
-    out.y = r0 * mh;
-    out.x = c0 * mw;
+    out.y = r0 * mhs;
+    out.x = c0 * mws;
     return true;
 }
 

@@ -33,14 +33,17 @@ struct RegionScan {
     int y = 0, x = 0;           // its top-left pixel in the original image
 };
 
-// `ci` has read the header of `file` (up to and including SOS, scale 1); `scan` .. `end`
-// is the rest of the file, from the first byte of entropy-coded data. Returns true with
-// `out` filled when the crop `region` (full-scale pixels) is worth rewriting and the file
-// qualifies: one interleaved baseline Huffman scan, 8-bit, one or three components with
+// `ci` has read the header of `file` (up to and including SOS) and had
+// jpeg_calc_output_dimensions run at scale 1, 1/2 or 1/4; `scan` .. `end` is the rest of the
+// file, from the first byte of entropy-coded data. Returns true with `out` filled (`y`, `x`
+// in output pixels at that scale) when the crop `region` (output pixels) is worth rewriting
+// and the file qualifies: one interleaved baseline Huffman scan, 8-bit, one or three components with
 // sampling factors up to 2, no restart markers, clean entropy data down to the region's last
 // MCU row, a DC difference the file's own DC table can encode, and checkpoints available
-// (kept or recorded now: the first crop of a file walks every MCU row down to the region).
-// Returns false otherwise; the caller then decodes the original with libjpeg.
+// (kept or recorded now: the first crop of a file walks every MCU row down to the region),
+// and cropped rows not exactly 2 samples wide in a horizontally subsampled component (there
+// libjpeg picks its upsampler from the whole image's width). Returns false otherwise; the
+// caller then decodes the original.
 bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const uint8_t* scan, const uint8_t* end,
                  const DecodeRegion& region, RegionScan& out);
 
