@@ -4,10 +4,10 @@
 // 1/8 and 1/4 decoder (decode_jpeg_eighth.cpp) and the region re-encoder (jpeg_region_scan.cpp).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -15,7 +15,6 @@
 #include <vector>
 
 #include <jpeglib.h>
-
 
 namespace pyimgdir {
 
@@ -158,7 +157,6 @@ struct TableCache {
     }
 };
 
-
 // A scan's entropy-coded data with stuffed zero bytes removed, split at restart markers
 // (`ends`: the end of each interval in `data`), followed by kPad zero bytes.
 struct Unstuffed {
@@ -182,7 +180,7 @@ bool unstuff(const uint8_t* p, const uint8_t* end, Unstuffed& s);
 
 // MCUs between checkpoints in a row: 16 in rows of 128 MCUs and more (large photos: 7% less
 // CPU per camera crop than 32, for 36 KB per 12 MP photo), 4 in narrower ones (a crop's edges
-// are then at most 3 MCUs from a checkpoint; about 3 KB per 500x375 photo).
+// are then at most 3 MCUs from a checkpoint; about 3.6 KB per 500x375 photo).
 inline int index_step(int mcus_per_row) { return mcus_per_row >= 128 ? 16 : 4; }
 
 // PYIMGDIR_JPEG_CHECKPOINT_MB (MiB, default 256, fractions allowed; 0 or anything that is

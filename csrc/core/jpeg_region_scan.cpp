@@ -227,11 +227,11 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     const int mcus_x = (width + mw - 1) / mw, mcus_y = (height + mh - 1) / mh;
 
     // The MCUs to keep: columns [c0, c1) as jpeg_crop_scanline aligns them, and the crop's
-    // rows [r0, r1), with the MCU row above or below where the upsampler reads into it: with
-    // vertically halved chroma (vmax 2) an output row interpolates between its own chroma
+    // rows [r0, r1), with the MCU row above or below where the upsampler reads into it: a
+    // vertically upsampled component interpolates each output row between its own sample
     // row and the one above (even rows) or below (odd rows), which lies in the next MCU row
-    // only for the first and the last row of an MCU row.
-    // In output pixels an MCU is mws x mhs.
+    // only for the first and the last row of an MCU row. In output pixels an MCU is
+    // mws x mhs.
     const int mws = mw / sc, mhs = mh / sc;
     if (region.y < 0 || region.x < 0 || region.h < 1 || region.w < 1 ||
         region.y + region.h > static_cast<int>(ci.output_height) || region.x + region.w > static_cast<int>(ci.output_width))
