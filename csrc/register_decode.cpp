@@ -105,14 +105,6 @@ void register_decode(py::module_& m) {
             const Mirror mirror{flip_horizontal, flip_vertical};
             if ((mirror.h || mirror.v) && m != Interpolation::Bilinear)
                 throw std::invalid_argument("flips are fused into the bilinear resize only");
-            if (mirror.h || mirror.v) {
-                py::array_t<float> out({height, width, c});
-                float* dst = out.mutable_data();
-                py::gil_scoped_release nogil;
-                resize_bilinear_hwc(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
-                                    static_cast<size_t>(width) * c, mirror);
-                return std::move(out);
-            }
             if (m == Interpolation::Nearest) {
                 py::array_t<uint8_t> out({height, width, c});
                 uint8_t* dst = out.mutable_data();
@@ -124,8 +116,12 @@ void register_decode(py::module_& m) {
             py::array_t<float> out({height, width, c});
             float* dst = out.mutable_data();
             py::gil_scoped_release nogil;
-            resize_to_float(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
-                            static_cast<size_t>(width) * c, m);
+            if (m == Interpolation::Bilinear)  // the same values as resize_to_float, mirrored as asked
+                resize_bilinear_hwc(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
+                                    static_cast<size_t>(width) * c, mirror);
+            else
+                resize_to_float(src, h, w, c, static_cast<size_t>(w) * c, dst, height, width,
+                                static_cast<size_t>(width) * c, m);
             return std::move(out);
         },
         py::arg("image"), py::arg("height"), py::arg("width"), py::arg("method") = "bilinear",
