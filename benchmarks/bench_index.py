@@ -8,7 +8,7 @@ Trees of empty ``.jpg`` files (indexing never opens them):
 
 Each measurement runs in a fresh subprocess (page cache warm from a first listing); the
 median of ``--repeat`` runs is reported with the peak RSS. Two levels are timed:
-``index`` (Keras ``dataset_utils.index_directory`` vs ``pyimgdir.index.index_directory``
+``index`` (Keras ``dataset_utils.index_directory`` vs ``pyimgdir.sources.index.index_directory``
 plus the global shuffle, i.e. file list, labels and class names) and ``call`` (the whole
 ``image_dataset_from_directory`` call with ``format="tf"``, which also builds the dataset).
 
@@ -67,7 +67,7 @@ else:
     if level == "call":
         import tensorflow as tf  # imported before timing, as for Keras
     import pyimgdir
-    from pyimgdir.index import index_directory
+    from pyimgdir.sources.index import index_directory
     from pyimgdir.order import global_shuffle
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()

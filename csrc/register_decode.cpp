@@ -53,6 +53,21 @@ void register_decode(py::module_& m) {
         py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28,
         py::arg("decoder") = "tensorflow");
 
+    // The size the decoder gives an image (a GIF's largest frame, a JPEG's frame header), read
+    // the way the crop path reads it: one reader for local files and fetched objects.
+    m.def(
+        "image_size",
+        [](py::bytes data, int channels, int64_t max_pixels) {
+            std::string_view v = data;
+            int h = 0, w = 0;
+            {
+                py::gil_scoped_release nogil;
+                image_dimensions(reinterpret_cast<const uint8_t*>(v.data()), v.size(), channels, max_pixels, h, w);
+            }
+            return std::make_pair(h, w);
+        },
+        py::arg("data"), py::arg("channels") = 3, py::arg("max_pixels") = int64_t(1) << 28);
+
     m.def("jpeg_checkpoint_stats", [] {
         const JpegCheckpointStats st = jpeg_checkpoint_stats();
         return py::dict(py::arg("scans") = st.scans, py::arg("bytes") = st.bytes, py::arg("budget") = st.budget,

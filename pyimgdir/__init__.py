@@ -52,7 +52,7 @@ def _check_core() -> None:
 _check_core()
 
 from .api import image_dataset_from_directory  # noqa: E402
-from .augment import crop_boxes  # noqa: E402
+from .options.augment import crop_boxes  # noqa: E402
 from .errors import (  # noqa: E402
     ImageLoadError,
     InvalidFilesError,
@@ -61,9 +61,9 @@ from .errors import (  # noqa: E402
     SkippedFileWarning,
     UnreadableDirectoryWarning,
 )
-from .loader import NumpyDataset  # noqa: E402
-from .torch_data import TorchDataset  # noqa: E402
-from .validate import validate_files  # noqa: E402
+from .outputs.numpy_data import NumpyDataset  # noqa: E402
+from .outputs.torch_data import TorchDataset  # noqa: E402
+from .sources.validate import validate_files  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -71,7 +71,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # format="grain"'s dataset type, imported on first use (Grain is optional).
     if name in ("GrainDataset", "GrainDatasetIterator"):
-        from . import grain_data
+        from .outputs import grain_data
 
         return getattr(grain_data, name)
     raise AttributeError(f"module 'pyimgdir' has no attribute {name!r}")

@@ -48,6 +48,10 @@ def decode(
     """Decodes an encoded image into an (H, W, channels) uint8 array with TensorFlow's or
     Pillow's conventions. Raises :class:`DecodeError`."""
 
+def image_size(data: bytes, channels: int = 3, max_pixels: int = ...) -> Tuple[int, int]:
+    """(height, width) of an encoded image as the decoder sizes it (a GIF's largest frame),
+    without decoding a JPEG. Raises :class:`DecodeError`."""
+
 def jpeg_checkpoint_stats() -> Dict[str, int]:
     """The process-wide table of JPEG entropy-data checkpoints: ``scans`` kept, their
     ``bytes``, and the ``budget`` (``PYIMGDIR_JPEG_CHECKPOINT_MB``)."""

@@ -9,15 +9,21 @@ from typing import Optional
 
 import numpy as np
 
-from . import checks
-from ._keras_compat import ALLOWLIST_FORMATS
+from .batches.source import BatchSource, _Labels
 from .errors import InvalidFilesError, SkippedFileWarning, UnreadableDirectoryWarning
-from .index import index_directory
-from .loader import BatchSource, NumpyDataset, _Labels
+from .options import checks
+from .options.constants import (
+    DEFAULT_BYTES_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_REQUESTS_IN_FLIGHT,
+    DEFAULT_RETRIES,
+)
+from .options.keras_compat import ALLOWLIST_FORMATS
+from .options.spec import LoadSpec, RemoteOptions
 from .order import global_shuffle, split
-from .remote import RemoteOptions
-from .spec import LoadSpec
-from .validate import default_progress, validate_files
+from .outputs.numpy_data import NumpyDataset
+from .sources.index import index_directory
+from .sources.validate import default_progress, validate_files
 
 
 def image_dataset_from_directory(
@@ -57,10 +63,10 @@ def image_dataset_from_directory(
     cache=None,
     decoder: Optional[str] = None,
     storage_options: Optional[dict] = None,
-    requests_in_flight: int = 64,
-    bytes_in_flight: int = 256 << 20,
-    request_timeout: float = 60.0,
-    retries: int = 5,
+    requests_in_flight: int = DEFAULT_REQUESTS_IN_FLIGHT,
+    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -177,24 +183,10 @@ def image_dataset_from_directory(
         ``file_paths`` attributes; a list ``[train, validation]`` for ``subset="both"``.
     """
     call = checks.check_call(dict(locals()))
-    index = index_directory(
-        directory,
-        call["labels"],
-        formats=ALLOWLIST_FORMATS,
-        class_names=class_names,
-        follow_links=follow_links,
-        verbose=verbose,
-        num_threads=num_threads or 0,
-        remote=RemoteOptions.of(call),
-    )
-    _warn_unreadable(index)
-    checks.check_after_index(call, index.class_names)
-    parts = _select(index, directory, shuffle, call["seed"], validation_split, subset)
-    spec = checks.resolve(call)
-    datasets = []
-    for name, selected in parts:  # a loop, not a comprehension: warnings point at the caller
-        datasets.append(build(index, selected, _subset_spec(spec, name)))
-    return datasets if subset == "both" else datasets[0]
+
+    return _index_and_build(
+        directory, call.get, lambda class_names: checks.check_after_index(call, class_names),
+        lambda: checks.resolve(call))
 
 
 def load_spec(**kwargs) -> LoadSpec:
@@ -208,19 +200,31 @@ def load_spec(**kwargs) -> LoadSpec:
 
 def dataset_from_spec(directory, spec: LoadSpec):
     """Index -> order -> build for an already resolved ``spec`` (see :func:`load_spec`)."""
+
+    return _index_and_build(
+        directory, lambda name: getattr(spec, name),
+        lambda class_names: checks.check_label_mode(spec.label_mode, class_names), lambda: spec)
+
+
+def _index_and_build(directory, option, check_classes, resolve):
+    """The one flow, in Keras' order of checks: index (``option(name)`` reads the checked
+    call or the spec) -> the checks that need the classes -> global shuffle and split ->
+    the resolved spec -> one dataset per subset."""
     index = index_directory(
         directory,
-        spec.labels,
+        option("labels"),
         formats=ALLOWLIST_FORMATS,
-        class_names=spec.class_names,
-        follow_links=spec.follow_links,
-        verbose=spec.verbose,
-        num_threads=spec.num_threads,
-        remote=RemoteOptions.of(spec),
+        class_names=option("class_names"),
+        follow_links=option("follow_links"),
+        verbose=option("verbose"),
+        num_threads=option("num_threads") or 0,
+        remote=RemoteOptions.of(option),
     )
     _warn_unreadable(index)
-    checks.check_after_index({"label_mode": spec.label_mode, "data_format": spec.data_format}, index.class_names)
-    parts = _select(index, directory, spec.shuffle, spec.seed, spec.validation_split, spec.subset)
+    check_classes(index.class_names)
+    parts = _select(index, directory, option("shuffle"), option("seed"), option("validation_split"),
+                    option("subset"))
+    spec = resolve()
     datasets = []
     for name, selected in parts:  # a loop, not a comprehension: warnings point at the caller
         datasets.append(build(index, selected, _subset_spec(spec, name)))
@@ -306,11 +310,11 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
     if spec.format == "numpy":
         ds = NumpyDataset(source, index.class_names, file_paths)
     elif spec.format == "grain":
-        from .grain_data import to_grain_dataset
+        from .outputs.grain_data import to_grain_dataset
 
         ds = to_grain_dataset(source, index.class_names, file_paths)
     else:
-        from .tf_data import to_tf_dataset
+        from .outputs.tf_data import to_tf_dataset
 
         ds = to_tf_dataset(source, index.class_names, file_paths)
     ds.unreadable_directories = list(index.unreadable_directories)

@@ -11,7 +11,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ._keras_compat import print_msg
+from .options.constants import SEED_MASK
+from .options.keras_compat import print_msg
 
 
 def global_shuffle(n: int, seed) -> np.ndarray:
@@ -38,7 +39,7 @@ def split(indices: np.ndarray, validation_split, subset: str) -> np.ndarray:
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """A uniformly random permutation of range(n) determined by (seed, epoch)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(epoch), 0x7079696D])
+    ss = np.random.SeedSequence([int(seed) & SEED_MASK, int(epoch), 0x7079696D])
     return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64)
 
 

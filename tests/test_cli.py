@@ -313,7 +313,7 @@ def test_demo_tiny_against_keras(keras_runs):
 
 
 def test_startup_info_filter_keeps_warnings_and_errors():
-    from pyimgdir._quiet_tf import drop_startup_info
+    from pyimgdir.outputs.quiet_tf import drop_startup_info
 
     text = (
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -356,7 +356,7 @@ def test_unbuilt_source_checkout_says_what_to_do(tmp_path, mode):
 ONEDNN_PROBE = """
 import hashlib, sys
 import numpy as np
-from pyimgdir._quiet_tf import import_tensorflow
+from pyimgdir.outputs.quiet_tf import import_tensorflow
 tf, keras = import_tensorflow()
 import pyimgdir
 kw = dict(image_size=(37, 53), batch_size=4, shuffle=False, verbose=False)

@@ -538,7 +538,7 @@ def test_ctrl_c_returns_within_a_second_with_requests_in_flight(s3_server, s3_tr
 # -- pyimgdir scan ----------------------------------------------------------------------------
 def test_scan_reports_a_url_like_its_local_copy(s3_server, s3_tree, monkeypatch):
     from pyimgdir.api import load_spec
-    from pyimgdir.cli_scan import scan_directory
+    from pyimgdir.cli.scan import scan_directory
 
     local, url = s3_tree
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)

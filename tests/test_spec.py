@@ -11,7 +11,7 @@ import pytest
 import pyimgdir
 from conftest import photo_like, write_image
 from pyimgdir.api import dataset_from_spec, load_spec
-from pyimgdir.spec import LoadSpec
+from pyimgdir.options.spec import LoadSpec
 
 # Every field is either one that changes the samples (and so the cache key) or one that
 # does not. A new field must be put in one of the two lists deliberately.

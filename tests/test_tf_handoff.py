@@ -24,7 +24,7 @@ def tree(tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 def test_batches_reach_tensorflow_without_a_copy(tree, monkeypatch, dtype):
-    from pyimgdir.loader import BatchSource
+    from pyimgdir.batches.source import BatchSource
 
     handed = []  # addresses of the numpy batches the source gives to TensorFlow
     real = BatchSource.iter_epoch

@@ -97,7 +97,7 @@ def test_workers_split_the_cores(tree, tmp_path, monkeypatch):
 def test_threads_per_worker():
     from types import SimpleNamespace
 
-    from pyimgdir.torch_data import _cores, threads_per_worker
+    from pyimgdir.outputs.torch_data import _cores, threads_per_worker
 
     assert threads_per_worker(None) is None
     assert threads_per_worker(SimpleNamespace(num_workers=1)) == _cores()

@@ -30,20 +30,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .checks import check_class_names
+from ..options.spec import RemoteOptions
+from ..options.urls import is_url
 
 __all__ = ["is_url", "RemoteOptions", "RemoteStore", "FetchError"]
 
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per request
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 EXTRA_HINT = 'pip install "pyimgdir[cloud]"'
 
-# Defaults sized for object-store latency: at 20-100 ms per request, keeping a few
-# hundred images a second decoding needs tens of requests in flight.
-DEFAULT_REQUESTS_IN_FLIGHT = 64
-DEFAULT_BYTES_IN_FLIGHT = 256 << 20
-DEFAULT_REQUEST_TIMEOUT = 60.0
-DEFAULT_RETRIES = 5
 _BACKOFF_BASE = 0.1  # seconds; attempt k waits uniform(0, min(cap, base * 2**k))
 _BACKOFF_CAP = 5.0
 
@@ -58,11 +52,6 @@ _STATUS_TEXT = {403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 429:
                 504: "Gateway Timeout"}
 
 
-def is_url(directory) -> bool:
-    """True for ``scheme://...`` strings (local paths, ``pathlib.Path`` objects are not)."""
-    return isinstance(directory, str) and bool(_URL.match(directory))
-
-
 def _fsspec():
     try:
         import fsspec
@@ -72,29 +61,6 @@ def _fsspec():
             f"gs://): {EXTRA_HINT}"
         ) from e
     return fsspec
-
-
-@dataclass(frozen=True)
-class RemoteOptions:
-    """How a URL directory is read (the keyword-only options of the same names)."""
-
-    storage_options: Dict = field(default_factory=dict)
-    requests_in_flight: int = DEFAULT_REQUESTS_IN_FLIGHT
-    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-
-    @classmethod
-    def of(cls, options) -> "RemoteOptions":
-        """From a LoadSpec, or from the checked call's mapping (same names)."""
-        get = options.get if isinstance(options, dict) else (lambda k: getattr(options, k))
-        return cls(
-            storage_options=dict(get("storage_options") or {}),
-            requests_in_flight=int(get("requests_in_flight")),
-            bytes_in_flight=int(get("bytes_in_flight")),
-            request_timeout=float(get("request_timeout")),
-            retries=int(get("retries")),
-        )
 
 
 class FetchError(OSError):
@@ -398,7 +364,7 @@ class RemoteStore:
 
         async def run():
             try:
-                await _schedule(self, list(range(len(urls))), urls, sizes,
+                await schedule_fetches(self, list(range(len(urls))), urls, sizes,
                                 lambda i, r: results.put((i, r)), lambda: None, held, cond)
             finally:
                 results.put((None, finished))
@@ -428,7 +394,7 @@ class RemoteStore:
                     pass
 
 
-async def _schedule(store: RemoteStore, positions: List[int], urls: Sequence[str], sizes: Sequence[int],
+async def schedule_fetches(store: RemoteStore, positions: List[int], urls: Sequence[str], sizes: Sequence[int],
                     deliver, poll_released, held, cond) -> None:
     """Fetches `positions` in order with at most `requests_in_flight` requests and at most
     `bytes_in_flight` bytes fetched and not yet released (at least one request always
@@ -488,119 +454,6 @@ async def _schedule(store: RemoteStore, positions: List[int], urls: Sequence[str
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-
-class EpochFeeder:
-    """Fetches one epoch's objects ahead of the core's decode threads and feeds them to a
-    fed-mode core iterator. Bytes are released (and the cap freed) as the core finishes
-    with them; `close()` cancels requests in flight and returns within a second."""
-
-    def __init__(self, store: RemoteStore, iterator, urls_in_order: Sequence[str]):
-        self.store = store
-        self.it = iterator
-        self.urls = list(urls_in_order)
-        self.sizes = [store.sizes.get(u, 0) for u in self.urls]
-        self.accounted: Dict[int, int] = {}
-        self.held = [0]
-        self.cond = threading.Condition()
-        self.delivered = bytearray(len(self.urls))
-        self._future: Optional[concurrent.futures.Future] = None
-
-    def _poll_released(self) -> None:
-        released = self.it.release_fed()
-        if released:
-            with self.cond:
-                for pos in released:
-                    self.held[0] -= self.accounted.pop(pos, 0)
-
-    def _deliver(self, pos: int, result) -> bool:
-        self.delivered[pos] = 1
-        if isinstance(result, FetchError):
-            self.accounted[pos] = max(int(self.sizes[pos]), 1)
-            ok = self.it.feed_failure(pos, result.reason)
-            if ok:
-                # no bytes are kept for a failure
-                with self.cond:
-                    self.held[0] -= self.accounted.pop(pos, 0)
-            return ok
-        self.accounted[pos] = max(len(result), max(int(self.sizes[pos]), 1))
-        return self.it.feed(pos, result)
-
-    def start(self) -> None:
-        async def run():
-            await _schedule(self.store, list(range(len(self.urls))), self.urls, self.sizes,
-                            self._deliver, self._poll_released, self.held, self.cond)
-
-        self._future = asyncio.run_coroutine_threadsafe(run(), self.store.loop)
-        self._future.add_done_callback(self._done)
-
-    def _done(self, fut) -> None:
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            # The fetcher itself broke (not one request): every position still waiting
-            # fails with the reason, so the consumer is never left waiting.
-            reason = f"fetching stopped: {type(exc).__name__}: {exc}"
-            for pos in range(len(self.urls)):
-                if not self.delivered[pos]:
-                    if not self.it.feed_failure(pos, reason):
-                        break
-
-    def close(self, timeout: float = 1.0) -> None:
-        fut = self._future
-        if fut is None or fut.done():
-            return
-        self.store.loop.call_soon_threadsafe(fut.cancel)
-        try:
-            fut.result(timeout=timeout)
-        except BaseException:  # noqa: BLE001 - cancelled, or it failed; the consumer reports failures
-            pass
-
-
-def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, formats) -> Tuple[List[str], List[List[str]]]:
-    """Keras' indexing over a listing: (subdirs, per-subdir file URLs in Keras' order).
-
-    Classes are the sorted, non-hidden top-level directories; each class's files are
-    walked in Keras' order (directories by their full path string, file names sorted in
-    each), extension-filtered case-insensitively. ``subdirs_inferred=False`` walks the
-    whole tree as one part (top-level files and hidden directories included)."""
-    listing = store.list_tree()
-    store.listing = listing
-    exts = tuple(f.lower() for f in formats)
-    if subdirs_inferred:
-        if not listing.files and not listing.dirs and not store.exists():
-            raise FileNotFoundError(f"No such file or directory: '{store.url}'")
-        top = sorted({d for d in listing.dirs if "/" not in d})
-        subdirs = [d for d in top if not d.startswith(".")]
-        if class_names is not None:
-            check_class_names(class_names, subdirs)
-            subdirs = list(class_names)
-    else:
-        subdirs = [""]
-    # Per part: (directory relative to the part, file name); sorting these tuples is
-    # Keras' walk order (directories by full path string, then names within each).
-    by_part: Dict[str, List[Tuple[str, str]]] = {s: [] for s in subdirs}
-    whole = "" in by_part
-    for rel in listing.files:
-        if not rel.lower().endswith(exts):
-            continue
-        if whole:
-            by_part[""].append(posixpath.split(rel))
-        head, _, tail = rel.partition("/")
-        if tail and head and head in by_part:
-            by_part[head].append(posixpath.split(tail))
-    per_dir: List[List[str]] = []
-    for s in subdirs:
-        urls = []
-        for d, b in sorted(by_part[s]):
-            rel = "/".join(p for p in (s, d, b) if p)
-            url = store.join(rel)
-            store.sizes[url] = listing.files[rel]
-            store.stamps[url] = listing.stamps.get(rel, "")
-            urls.append(url)
-        per_dir.append(urls)
-    return subdirs, per_dir
 
 
 def stamps_array(store: RemoteStore, urls: Sequence[str]) -> np.ndarray:

@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
-from . import _core
-from .errors import SkippedFile
+from .. import _core
+from ..errors import SkippedFile
+from ..options.constants import CHANNELS
 
-_CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}
 
 
 def _progress_bar(stream=None) -> Callable[[int, int], None]:
@@ -56,7 +56,7 @@ def validate_files(
     ``progress(done, total)`` is called about ten times a second from the calling thread.
     Ctrl-C stops the check promptly.
     """
-    if color_mode not in _CHANNELS:
+    if color_mode not in CHANNELS:
         raise ValueError(
             '`color_mode` must be one of {"rgb", "rgba", "grayscale"}. ' f"Received: color_mode={color_mode}"
         )
@@ -64,8 +64,8 @@ def validate_files(
     if not paths:
         return []
     if store is not None:
-        return _validate_remote(store, paths, _CHANNELS[color_mode], max_pixels, num_threads, progress, decoder)
-    checker = _core.FileChecker(paths, _CHANNELS[color_mode], max_pixels, num_threads or 0, decoder)
+        return _validate_remote(store, paths, CHANNELS[color_mode], max_pixels, num_threads, progress, decoder)
+    checker = _core.FileChecker(paths, CHANNELS[color_mode], max_pixels, num_threads or 0, decoder)
     try:
         while not checker.wait(100):
             if progress is not None:

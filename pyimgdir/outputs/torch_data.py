@@ -145,7 +145,7 @@ class _TorchDatasetBase:
 
     def _dataset(self, shard):
         if shard not in self._datasets:
-            from .api import image_dataset_from_directory
+            from ..api import image_dataset_from_directory
 
             kw = dict(self.kwargs)
             kw.setdefault("verbose", False)

@@ -18,10 +18,10 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from .errors import SkippedFile, SkippedFileWarning
-from .order import epoch_permutation, shard_size, shard_slice
-from .spec import LoadSpec
+from .. import _core
+from ..errors import SkippedFile, SkippedFileWarning
+from ..order import epoch_permutation, shard_size, shard_slice
+from ..options.spec import LoadSpec
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
 _UNBATCHED_BLOCK = 32
@@ -106,18 +106,9 @@ class BatchSource:
         self.store = store
         self.file_paths = file_paths
         self.labels = labels
-        self.batch_size = spec.batch_size
-        self.shuffle = spec.shuffle
-        self.seed = spec.seed
-        self.height, self.width = spec.height, spec.width
-        self.channels = spec.channels
-        self.channels_first = spec.channels_first
-        self.dtype = np.dtype(spec.dtype)
-        self.on_error = spec.on_error
         # Every file left out so far (validation and iteration), first occurrence only.
         self.skipped: List[SkippedFile] = list(skipped) if skipped is not None else []
         self._skipped_paths = {f.path for f in self.skipped}
-        self.validated = spec.validate  # every file was decoded once before building
         self._loader = _core.Loader(file_paths, spec.core_config())
         # With shuffle: one fixed order for every epoch when set (Keras' grain path), else
         # a new permutation per epoch from (seed, epoch).
@@ -128,7 +119,7 @@ class BatchSource:
 
             stamps = None
             if store is not None:
-                from .remote import stamps_array
+                from ..sources.remote import stamps_array
 
                 stamps = stamps_array(store, file_paths)
             self.cache = SampleCache(file_paths, spec, stamps=stamps)
@@ -143,6 +134,14 @@ class BatchSource:
             self._next_epoch = int(spec.initial_state["epoch"])
             self._resume_batch = int(spec.initial_state["batches"])
             self._position = (self._next_epoch, self._resume_batch)
+
+    # The spec's fields every stage reads, by the names the outputs use.
+    batch_size = property(lambda self: self.spec.batch_size)
+    shuffle = property(lambda self: self.spec.shuffle)
+    seed = property(lambda self: self.spec.seed)
+    on_error = property(lambda self: self.spec.on_error)
+    validated = property(lambda self: self.spec.validate, doc="every file was decoded once before building")
+    dtype = property(lambda self: np.dtype(self.spec.dtype))
 
     @property
     def num_samples(self) -> int:
@@ -177,8 +176,13 @@ class BatchSource:
         """Where the next batch comes from: seed, epoch and batches already consumed."""
         with self._lock:
             epoch, batches = self._position
-        return {"seed": int(self.seed), "epoch": epoch, "batches": batches,
-                "shard": [self.shard_index, self.shard_count]}
+        return self.state_at(epoch, batches)
+
+    def state_at(self, epoch: int, batches: int) -> dict:
+        """The state (``initial_state=`` of a new dataset) of this dataset's position after
+        ``batches`` batches of ``epoch``."""
+        return {"seed": int(self.seed), "epoch": int(epoch), "batches": int(batches),
+                "shard": [int(self.shard_index), int(self.shard_count)]}
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """File indices of this shard's epoch, in order (the same on every worker)."""
@@ -213,8 +217,7 @@ class BatchSource:
 
     def _remote_augments(self, order: np.ndarray, epoch: int) -> dict:
         """crop_boxes for URLs: the headers come from the fetched objects."""
-        from .cli_scan import header_of_bytes
-        from .remote import FetchError
+        from ..sources.remote import FetchError
 
         urls = [self.file_paths[i] for i in order.tolist()]
         heights = np.zeros(len(urls), dtype=np.int64)
@@ -222,10 +225,10 @@ class BatchSource:
         for i, data in self.store.fetch_blocking(urls):
             if isinstance(data, FetchError):
                 raise _core.DecodeError(str(data))
-            h = header_of_bytes(data)
-            if h.height is None or h.width is None:
-                raise _core.DecodeError(f"{urls[i]}: cannot read the image size from its header")
-            heights[i], widths[i] = h.height, h.width
+            try:
+                heights[i], widths[i] = _core.image_size(data, self.spec.channels, self.spec.max_pixels)
+            except _core.DecodeError as e:
+                raise _core.DecodeError(f"{urls[i]}: {e}") from None
         return {**_core.draw_augments(self._loader.config, epoch, order, heights, widths),
                 "image_height": heights, "image_width": widths}
 
@@ -248,7 +251,7 @@ class BatchSource:
         if self.store is None:
             it = self._loader.iterate(order, block, epoch)
         else:
-            from .remote import EpochFeeder
+            from ..sources.feeder import EpochFeeder
 
             it = self._loader.iterate(order, block, epoch, fed=True)
             feeder = EpochFeeder(self.store, it, [self.file_paths[i] for i in order.tolist()])
@@ -360,77 +363,3 @@ class BatchSource:
         with self._lock:
             self._position = (epoch + 1, 0)
 
-
-class NumpyDataset:
-    """A re-iterable dataset of numpy batches (``format="numpy"``).
-
-    Each ``iter()`` is one epoch; with ``shuffle=True`` every epoch has a new order drawn
-    from ``(seed, epoch)``. ``len()`` is the number of batches (of samples when
-    ``batch_size=None``). Batches are ``(images, labels)``, or just ``images`` when the
-    dataset has no labels.
-
-    Attributes:
-        class_names: the class names, as Keras reports them (None without labels).
-        file_paths: the files, in Keras' order (after its global shuffle and split).
-    """
-
-    def __init__(self, source: BatchSource, class_names, file_paths: List[str]):
-        self._source = source
-        self.class_names = class_names
-        self.file_paths = file_paths
-
-    def __len__(self) -> int:
-        return len(self._source)
-
-    def __iter__(self):
-        return self._source.iter_epoch()
-
-    @property
-    def batch_size(self) -> Optional[int]:
-        return self._source.batch_size
-
-    @property
-    def image_shape(self):
-        return self._source.sample_shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._source.dtype
-
-    @property
-    def skipped_files(self) -> List[SkippedFile]:
-        """Files left out (``on_error="skip"``/``"warn"``, or ``validate=True``), with reasons."""
-        return self._source.skipped
-
-    def epoch(self, epoch: int, start_batch: int = 0):
-        """Iterates one given epoch (its order depends only on the seed and ``epoch``),
-        optionally from batch ``start_batch`` on (earlier batches are not decoded)."""
-        return self._source.iter_epoch(epoch, start_batch)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Makes the next ``iter()`` run epoch ``epoch`` (like DistributedSampler.set_epoch)."""
-        self._source.set_epoch(epoch)
-
-    def crop_boxes(self, epoch: int, start_batch: int = 0) -> dict:
-        """What ``random_resized_crop`` / ``random_flip`` do to each sample of ``epoch`` (from
-        batch ``start_batch`` on), in the epoch's order: a dict of arrays ``file_index`` (into
-        ``file_paths``), ``y``, ``x``, ``height``, ``width`` (the crop box in the image's own
-        pixels; the whole image without ``random_resized_crop``), ``flip_horizontal``,
-        ``flip_vertical``, ``image_height``, ``image_width``. Read from the files' headers,
-        without decoding (a file whose header cannot be read raises, naming it)."""
-        return self._source.crop_boxes(epoch, start_batch)
-
-    def state(self) -> dict:
-        """The position of the next batch: ``{"seed", "epoch", "batches", "shard"}``. Pass it
-        as ``initial_state=`` to a new dataset (same arguments) to continue exactly there."""
-        return self._source.state()
-
-    @property
-    def shard(self) -> Tuple[int, int]:
-        return (self._source.shard_index, self._source.shard_count)
-
-    def __repr__(self) -> str:
-        return (
-            f"NumpyDataset(files={len(self.file_paths)}, batches={len(self)}, "
-            f"image_shape={self.image_shape}, dtype={self.dtype})"
-        )

@@ -14,7 +14,8 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
+from .. import _core
+from .constants import SEED_MASK
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 DEFAULT_SCALE = (0.08, 1.0)
@@ -80,7 +81,7 @@ def check_random_flip(value) -> Optional[str]:
 
 def seed_bits(seed) -> int:
     """The 64-bit key the core's random stream starts from (any Python int seed)."""
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
+    return int(seed) & SEED_MASK
 
 
 def crop_boxes(

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .loader import BatchSource
+from ..batches.source import BatchSource
 
 
 def _grain():
@@ -35,23 +35,6 @@ def grain_permutation(n: int, seed: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     ds = grain.MapDataset.range(n).shuffle(seed=seed)
     return np.fromiter((ds[i] for i in range(n)), dtype=np.int64, count=n)
-
-
-def check_resize_method(method: str, without_keras) -> None:
-    """Raises the error keras.ops.image.resize of the active Keras backend raises for
-    `method` (TensorFlow takes six methods, JAX five, torch three), by asking it to resize
-    a 2x2 image. Without Keras, `method` must be one of `without_keras`."""
-    try:
-        import keras
-    except ImportError:
-        if method not in without_keras:
-            raise ValueError(
-                "Invalid value for argument `interpolation`. Expected of one "
-                f"{tuple(without_keras)}. Received: interpolation={method}"
-            ) from None
-        return
-    with keras.device("cpu"):
-        keras.ops.image.resize(np.zeros((2, 2, 1), np.float32), size=(1, 1), interpolation=method)
 
 
 class _Converter:
@@ -197,13 +180,7 @@ class GrainDatasetIterator(_grain().DatasetIterator):
         return convert(element)
 
     def get_state(self) -> dict[str, Any]:
-        s = self._source
-        return {
-            "seed": int(s.seed),
-            "epoch": int(self._epoch),
-            "batches": int(self._done),
-            "shard": [int(s.shard_index), int(s.shard_count)],
-        }
+        return self._source.state_at(self._epoch, self._done)
 
     def set_state(self, state: dict[str, Any]) -> None:
         try:

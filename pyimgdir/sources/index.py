@@ -1,4 +1,4 @@
-"""Stage 1, index: which files, in which order, with which labels.
+"""Stage 1, index: which files, in which order, with which labels, for a local folder or a URL.
 
 Reproduces Keras' ``dataset_utils.index_directory``: class folders are the sorted,
 non-hidden sub-directories; each class folder is walked recursively by the C++ core
@@ -8,18 +8,21 @@ non-hidden sub-directories; each class folder is walked recursively by the C++ c
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
-from ._keras_compat import print_msg
-from .checks import check_class_names
-from .remote import RemoteStore, index_remote, is_url
+from .. import _core
+from ..options.keras_compat import print_msg
+from ..options.checks import check_class_names
+from ..options.urls import is_url
+from .local import walk_classes
+from .remote import RemoteStore
 
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
 
@@ -31,41 +34,6 @@ class Index:
     class_names: Optional[Sequence]
     unreadable_directories: List[str]
     store: Optional[object] = None  # a remote.RemoteStore when the directory is a URL
-
-
-class _ScanProgress:
-    """Reports a long scan on stderr (only on a terminal, only after a second)."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-        self.shown = False
-
-    def __call__(self, directories: int, files: int) -> None:
-        if time.monotonic() - self.start < 1.0:
-            return
-        self.shown = True
-        self.stream.write(f"\rIndexing: {files} files in {directories} directories...")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _walk(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False):
-    tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
-    prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
-    progress = None
-    if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
-        progress = _ScanProgress()
-    try:
-        files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads, progress)
-    finally:
-        if progress is not None:
-            progress.close()
-    return files, unreadable
 
 
 def index_directory(
@@ -98,21 +66,16 @@ def index_directory(
         subdirs, per_dir = index_remote(store, inferred, class_names, formats)
         unreadable: List[str] = []
     elif inferred:
-        subdirs = []
-        for subdir in sorted(os.listdir(directory)):
-            if os.path.isdir(os.path.join(directory, subdir)):
-                if not subdir.startswith("."):
-                    subdirs.append(subdir)
-        if class_names is not None:
-            check_class_names(class_names, subdirs)
-            subdirs = class_names  # the caller's order, subset and duplicates
+        subdirs = class_folders(
+            [d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))], class_names
+        )
     else:
         subdirs = [""]
         if class_names is not None:
             _check_class_names_not_inferred(labels)
 
     if store is None:
-        per_dir, unreadable = _walk(directory, subdirs, follow_links, formats, num_threads, verbose)
+        per_dir, unreadable = walk_classes(directory, subdirs, follow_links, formats, num_threads, verbose)
     file_paths: List[str] = []
     for part in per_dir:
         file_paths.extend(part)
@@ -148,6 +111,58 @@ def index_directory(
         else:
             print_msg(f"Found {len(file_paths)} files belonging to {len(names)} classes.")
     return Index(file_paths, out_labels, names, unreadable, store)
+
+
+def class_folders(directories, class_names=None) -> List[str]:
+    """Keras' classes among a directory's sub-directories (local or listed from a URL): the
+    sorted, non-hidden ones; with ``class_names``, those, in the caller's order (a subset,
+    duplicates kept), after checking they exist."""
+    subdirs = [d for d in sorted(directories) if not d.startswith(".")]
+    if class_names is not None:
+        check_class_names(class_names, subdirs)
+        return list(class_names)
+    return subdirs
+
+
+def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, formats) -> Tuple[List[str], List[List[str]]]:
+    """Keras' indexing over a listing: (subdirs, per-subdir file URLs in Keras' order).
+
+    Classes are the sorted, non-hidden top-level directories; each class's files are
+    walked in Keras' order (directories by their full path string, file names sorted in
+    each), extension-filtered case-insensitively. ``subdirs_inferred=False`` walks the
+    whole tree as one part (top-level files and hidden directories included)."""
+    listing = store.list_tree()
+    store.listing = listing
+    exts = tuple(f.lower() for f in formats)
+    if subdirs_inferred:
+        if not listing.files and not listing.dirs and not store.exists():
+            raise FileNotFoundError(f"No such file or directory: '{store.url}'")
+        subdirs = class_folders({d for d in listing.dirs if "/" not in d}, class_names)
+    else:
+        subdirs = [""]
+    # Per part: (directory relative to the part, file name); sorting these tuples is
+    # Keras' walk order (directories by full path string, then names within each).
+    by_part: Dict[str, List[Tuple[str, str]]] = {s: [] for s in subdirs}
+    whole = "" in by_part
+    for rel in listing.files:
+        if not rel.lower().endswith(exts):
+            continue
+        if whole:
+            by_part[""].append(posixpath.split(rel))
+        head, _, tail = rel.partition("/")
+        if tail and head and head in by_part:
+            by_part[head].append(posixpath.split(tail))
+    per_dir: List[List[str]] = []
+    for s in subdirs:
+        urls = []
+        for d, b in sorted(by_part[s]):
+            rel = "/".join(p for p in (s, d, b) if p)
+            url = store.join(rel)
+            store.sizes[url] = listing.files[rel]
+            store.stamps[url] = listing.stamps.get(rel, "")
+            urls.append(url)
+        per_dir.append(urls)
+    return subdirs, per_dir
 
 
 def _check_class_names_not_inferred(labels) -> None:

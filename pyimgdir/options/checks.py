@@ -12,27 +12,31 @@ import os
 
 import numpy as np
 
-from ._keras_compat import ALLOWLIST_FORMATS, standardize_data_format
+from .constants import CHANNELS, CROP_INTERPOLATIONS, GRAIN_INTERPOLATIONS, INTERPOLATIONS
+from .keras_compat import ALLOWLIST_FORMATS, standardize_data_format
 from .augment import check_random_flip, check_random_resized_crop
 from .spec import LoadSpec
+from .urls import is_url
 
-INTERPOLATIONS = (
-    "bilinear",
-    "nearest",
-    "bicubic",
-    "area",
-    "lanczos3",
-    "lanczos5",
-    "gaussian",
-    "mitchellcubic",
-)
-_CROP_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
 _FORMATS = ("tf", "grain", "numpy")
-# keras.ops.image.resize's methods under the TensorFlow backend (Keras' grain path); without
-# Keras installed these are the ones accepted.
-_GRAIN_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic", "area")
 _DECODERS = ("tensorflow", "pillow")
-CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}
+
+
+def check_resize_method(method: str, without_keras) -> None:
+    """Raises the error keras.ops.image.resize of the active Keras backend raises for
+    `method` (TensorFlow takes six methods, JAX five, torch three), by asking it to resize
+    a 2x2 image. Without Keras, `method` must be one of `without_keras`."""
+    try:
+        import keras
+    except ImportError:
+        if method not in without_keras:
+            raise ValueError(
+                "Invalid value for argument `interpolation`. Expected of one "
+                f"{tuple(without_keras)}. Received: interpolation={method}"
+            ) from None
+        return
+    with keras.device("cpu"):
+        keras.ops.image.resize(np.zeros((2, 2, 1), np.float32), size=(1, 1), interpolation=method)
 
 
 def is_int(x) -> bool:
@@ -104,9 +108,7 @@ def _check_options(c: dict) -> None:
     if c["format"] == "grain":
         # Keras' grain path resizes with keras.ops.image.resize, whose methods depend on the
         # backend; it raises at its first element, here before the directory is scanned.
-        from .grain_data import check_resize_method
-
-        check_resize_method(c["interpolation"], _GRAIN_INTERPOLATIONS)
+        check_resize_method(c["interpolation"], GRAIN_INTERPOLATIONS)
     if c["jpeg_downscale"] not in (None, True, False):
         raise ValueError(f"`jpeg_downscale` must be None, True or False. Received: {c['jpeg_downscale']!r}")
     crop = check_random_resized_crop(c["random_resized_crop"])
@@ -126,8 +128,6 @@ def _check_options(c: dict) -> None:
 
 
 def _check_remote(c: dict) -> None:
-    from .remote import is_url
-
     so = c["storage_options"]
     if so is not None and not isinstance(so, dict):
         raise ValueError(f"`storage_options` must be a dict or None. Received: storage_options={so!r}")
@@ -272,13 +272,18 @@ def check_class_names(class_names, subdirs) -> None:
         )
 
 
-def check_after_index(c: dict, class_names) -> None:
-    """Keras' checks once the classes are known (``c`` from :func:`check_call`, updated)."""
-    if c["label_mode"] == "binary" and len(class_names) != 2:
+def check_label_mode(label_mode, class_names) -> None:
+    """Keras' check of ``label_mode`` against the classes found."""
+    if label_mode == "binary" and len(class_names) != 2:
         raise ValueError(
             'When passing `label_mode="binary"`, there must be exactly 2 '
             f"class_names. Received: class_names={class_names}"
         )
+
+
+def check_after_index(c: dict, class_names) -> None:
+    """Keras' checks once the classes are known (``c`` from :func:`check_call`, updated)."""
+    check_label_mode(c["label_mode"], class_names)
     c["data_format"] = standardize_data_format(c["data_format"])
 
 
@@ -290,10 +295,10 @@ def resolve(c: dict) -> LoadSpec:
         raise ValueError(
             "Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`."
         )
-    if crop and interpolation not in _CROP_INTERPOLATIONS:
+    if crop and interpolation not in CROP_INTERPOLATIONS:
         raise ValueError(
             "Invalid value for argument `interpolation`. Expected of one "
-            f"{_CROP_INTERPOLATIONS}. Received: interpolation={interpolation}"
+            f"{CROP_INTERPOLATIONS}. Received: interpolation={interpolation}"
         )
     height, width = c["image_size"]
     if not (is_int(height) and is_int(width)):

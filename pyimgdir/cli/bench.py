@@ -14,7 +14,7 @@ import statistics
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .progress import Progress
+from ..progress import Progress
 
 __all__ = ["default_thread_counts", "time_epochs", "run_bench", "format_report"]
 
@@ -82,7 +82,7 @@ def run_bench(
     with ``keras=True`` pyimgdir's ``tf.data`` output against
     ``keras.utils.image_dataset_from_directory`` called with the same options
     (``spec.keras_kwargs()``) on the same files. Returns a JSON-ready dict."""
-    from .api import dataset_from_spec
+    from ..api import dataset_from_spec
 
     cores = os.cpu_count() or 1
     threads = list(threads) if threads else default_thread_counts(cores)
@@ -133,7 +133,7 @@ def run_bench(
 
         if keras:
             try:
-                from ._quiet_tf import import_tensorflow
+                from ..outputs.quiet_tf import import_tensorflow
 
                 _, keras_mod = import_tensorflow()
             except ImportError as e:
@@ -158,7 +158,7 @@ def run_bench(
 
 def format_report(r: Dict[str, Any]) -> str:
     """The human-readable report of :func:`run_bench`'s result."""
-    from .cli_scan import display_path, human_bytes
+    from .scan import display_path, human_bytes
 
     o = r["options"]
     h, w = o["image_size"]

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import _core
-from ._keras_compat import ALLOWLIST_FORMATS
-from .progress import Progress, stderr_is_terminal
+from .. import _core
+from ..options.keras_compat import ALLOWLIST_FORMATS
+from ..progress import Progress, stderr_is_terminal
 
 __all__ = ["HeaderInfo", "read_header", "scan_directory", "format_report"]
 
@@ -109,7 +109,12 @@ def _header_of(f, size: int, max_pixels: Optional[int]) -> HeaderInfo:
             info.width, info.height = struct.unpack_from(">II", head, 16)
             info.color = _PNG_COLOR.get(head[25])
         elif fmt == "GIF" and len(head) >= 10:
-            info.width, info.height = struct.unpack_from("<HH", head, 6)
+            # The decoder sizes a GIF by its largest frame, not the logical screen: ask it.
+            f.seek(0)
+            try:
+                info.height, info.width = _core.image_size(f.read(), 3, max_pixels or (1 << 62))
+            except _core.DecodeError:
+                pass
             info.color = "palette"
         elif fmt == "BMP" and len(head) >= 18:
             (dib,) = struct.unpack_from("<I", head, 14)
@@ -174,7 +179,7 @@ def read_headers(
 def _remote_headers(store, paths: Sequence[str], max_pixels, progress) -> List[HeaderInfo]:
     """Headers of URLs: each object fetched once (concurrently, with retries); a fetch that
     fails is reported as unreadable with the status."""
-    from .remote import FetchError
+    from ..sources.remote import FetchError
 
     out: List[Optional[HeaderInfo]] = [None] * len(paths)
     done = 0
@@ -259,10 +264,10 @@ def scan_directory(directory: str, spec, *, check: bool = False, progress: Optio
     inferred = spec.labels == "inferred"
     follow_links, color_mode, max_pixels = spec.follow_links, spec.color_mode, spec.max_pixels
     num_threads = spec.num_threads or None
-    from .index import index_directory
-    from .validate import validate_files
+    from ..sources.index import index_directory
+    from ..sources.validate import validate_files
 
-    from .remote import RemoteOptions
+    from ..options.spec import RemoteOptions
 
     directory = os.fspath(directory)
     # With verbose=True the index shows its own progress on a terminal during long scans;

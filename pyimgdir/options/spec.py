@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+from .constants import (
+    DEFAULT_BYTES_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_REQUESTS_IN_FLIGHT,
+    DEFAULT_RETRIES,
+    SEED_MASK,
+)
 
 _PIXELS = {"pixels": True}
 
@@ -71,10 +79,10 @@ class LoadSpec:
     cache: Optional[str] = None  # None, "memory" or a file path
     # -- URL directories (gs://, s3://, any fsspec protocol; pyimgdir/remote.py) -----------
     storage_options: Optional[dict] = None  # passed to the fsspec filesystem
-    requests_in_flight: int = 64  # concurrent GETs
-    bytes_in_flight: int = 256 << 20  # fetched bytes held (in flight or awaiting decode)
-    request_timeout: float = 60.0  # seconds per attempt
-    retries: int = 5  # further attempts after a transient failure (5xx, 429, resets, timeouts)
+    requests_in_flight: int = DEFAULT_REQUESTS_IN_FLIGHT  # concurrent GETs
+    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT  # fetched bytes held (in flight or awaiting decode)
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds per attempt
+    retries: int = DEFAULT_RETRIES  # further attempts after a transient failure (5xx, 429, resets, timeouts)
 
     # -------------------------------------------------------------------------------------
     @property
@@ -127,7 +135,7 @@ class LoadSpec:
 
     def core_config(self):
         """The C++ ``LoaderConfig`` for this spec: the one place the two meet."""
-        from . import _core
+        from .. import _core
 
         c = _core.LoaderConfig()
         c.height = self.height
@@ -144,7 +152,7 @@ class LoadSpec:
         if self.random_resized_crop is not None:
             c.crop_scale, c.crop_ratio = self.random_resized_crop
         c.random_flip = self.random_flip or "none"
-        c.augment_seed = int(self.seed) & 0xFFFFFFFFFFFFFFFF
+        c.augment_seed = int(self.seed) & SEED_MASK
         c.max_pixels = self.max_pixels
         c.decoder = self.decoder
         c.num_threads = self.num_threads
@@ -164,3 +172,29 @@ class LoadSpec:
         key = {k: list(v) if isinstance(v, tuple) else v for k, v in self.pixel_fields().items()}
         key["sample_shape"] = list(self.sample_shape)
         return key
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How a URL directory is read (the keyword-only options of the same names)."""
+
+    storage_options: Dict = field(default_factory=dict)
+    requests_in_flight: int = DEFAULT_REQUESTS_IN_FLIGHT
+    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+
+    @classmethod
+    def of(cls, options) -> "RemoteOptions":
+        """From a LoadSpec, or from the checked call's mapping (same names)."""
+        if callable(options):
+            get = options
+        else:
+            get = options.get if isinstance(options, dict) else (lambda k: getattr(options, k))
+        return cls(
+            storage_options=dict(get("storage_options") or {}),
+            requests_in_flight=int(get("requests_in_flight")),
+            bytes_in_flight=int(get("bytes_in_flight")),
+            request_timeout=float(get("request_timeout")),
+            retries=int(get("retries")),
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .loader import BatchSource
+from ..batches.source import BatchSource
 
 
 def _tf():
@@ -57,10 +57,7 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
     ds.skipped_files = source.skipped
     # The generator runs ahead of the model by the prefetched batches, so for resuming a
     # tf.data pipeline use the training loop's own counters with state_at().
-    ds.state_at = lambda epoch, batches: {
-        "seed": int(source.seed), "epoch": int(epoch), "batches": int(batches),
-        "shard": [source.shard_index, source.shard_count],
-    }
+    ds.state_at = source.state_at
     ds.set_epoch = source.set_epoch
     ds.crop_boxes = source.crop_boxes
     return ds

@@ -1,0 +1,47 @@
+"""A local folder's files: the core walks the class folders in parallel (readdir, Keras'
+sort order and extension filter, a guard against symlink loops), with the GIL released."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Sequence
+
+from .. import _core
+
+
+class _ScanProgress:
+    """Reports a long scan on stderr (only on a terminal, only after a second)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, directories: int, files: int) -> None:
+        if time.monotonic() - self.start < 1.0:
+            return
+        self.shown = True
+        self.stream.write(f"\rIndexing: {files} files in {directories} directories...")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def walk_classes(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False):
+    """Per class folder, its files in Keras' order; and the directories that could not be listed."""
+    tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
+    prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
+    progress = None
+    if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+        progress = _ScanProgress()
+    try:
+        files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return files, unreadable
