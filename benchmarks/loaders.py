@@ -16,71 +16,22 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-
-@dataclass
-class Spec:
-    name: str
-    height: int
-    width: int
-    batch_size: int
-
-
-SPECS = {
-    "standard": Spec("standard", 224, 224, 64),
-    "keras-default": Spec("keras-default", 256, 256, 32),
-}
-
-
-@dataclass
-class Loader:
-    epoch: Callable[[], Iterator[int]]
-    notes: str
-    threads: Optional[int] = None
-    extra: Dict = field(default_factory=dict)
-
-
-def list_files(directory: str) -> List[str]:
-    """Class-folder files in Keras' order (sorted class folders, sorted files)."""
-    out = []
-    for cls in sorted(os.listdir(directory)):
-        d = os.path.join(directory, cls)
-        if not os.path.isdir(d):
-            continue
-        for root, dirs, files in os.walk(d):
-            dirs.sort()
-            for f in sorted(files):
-                if f.lower().endswith(IMAGE_EXTENSIONS):
-                    out.append(os.path.join(root, f))
-    return out
-
-
-def _tf_view(x) -> np.ndarray:
-    """A numpy view of a TensorFlow tensor without copying it (DLPack). The consumer of a
-    tf.data pipeline is normally TensorFlow itself, which reads the tensor in place;
-    `x.numpy()` would add a copy of every batch into freshly allocated memory (TensorFlow's
-    EagerTensor.numpy() always copies), a cost of the consumer, not of the loader."""
-    return np.from_dlpack(x)
-
-
-def _touch(a: np.ndarray, state: dict) -> int:
-    """Reads one element (the consumer 'uses' the batch) and records the first batch's mean."""
-    _ = a.reshape(-1)[0]
-    if "first_batch_mean" not in state:
-        state["first_batch_mean"] = float(a.mean(dtype=np.float64))
-        state["batch_shape"] = list(a.shape)
-        state["batch_dtype"] = str(a.dtype)
-    return len(a)
-
-
-# ------------------------------------------------------------------------------- Keras
-
+from loader_base import (  # noqa: F401 - Spec, SPECS and list_files are read through this module
+    IMAGE_EXTENSIONS,
+    SPECS,
+    Loader,
+    Spec,
+    children_cpu_s,
+    import_torchvision,
+    list_files,
+    tf_view,
+    touch,
+)
+from loaders_train import TRAIN_LOADERS, TRAIN_NEEDS
 
 def keras_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     import keras
@@ -94,7 +45,7 @@ def keras_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     def epoch():
         for x, y in ds:
             y.numpy()
-            yield _touch(_tf_view(x), state)
+            yield touch(tf_view(x), state)
 
     return Loader(epoch, f"keras {keras.__version__} / tensorflow {tf.__version__} "
                          "image_dataset_from_directory(...).prefetch(AUTOTUNE), float32")
@@ -112,7 +63,7 @@ def keras_grain_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     def epoch():
         for x, y in ds:
             np.asarray(y)
-            yield _touch(np.asarray(x), state)
+            yield touch(np.asarray(x), state)
 
     import grain
 
@@ -151,7 +102,7 @@ def _pool_loader(files: List[str], spec: Spec, state: dict, threads: int, fill_o
             nxt = next(it, None)
             if nxt is not None:
                 q.append(submit(nxt))
-            yield _touch(out, state)
+            yield touch(out, state)
 
     return epoch
 
@@ -206,7 +157,6 @@ def pillow_loader(directory: str, spec: Spec, state: dict, threads: Optional[int
 
 def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optional[int] = None, **_) -> Loader:
     import torch
-    from loaders_train import children_cpu_s, import_torchvision
 
     torchvision = import_torchvision()
     from torchvision import datasets, transforms
@@ -219,7 +169,7 @@ def torchvision_loader(directory: str, spec: Spec, state: dict, threads: Optiona
 
     def epoch():
         for x, y in dl:
-            yield _touch(x.float().numpy(), state)
+            yield touch(x.float().numpy(), state)
 
     state["child_cpu_s"] = children_cpu_s
     return Loader(epoch, f"torchvision {torchvision.__version__} ImageFolder (PIL decode, Resize bilinear, "
@@ -319,18 +269,18 @@ def pyimgdir_loader(directory: str, spec: Spec, state: dict, threads: Optional[i
         def epoch():
             for x, y in ds:
                 y.numpy()
-                yield _touch(_tf_view(x), state)
+                yield touch(tf_view(x), state)
     elif format == "grain":
         import keras
 
         def epoch():
             for x, y in ds:
                 np.asarray(y)
-                yield _touch(np.asarray(x), state)
+                yield touch(np.asarray(x), state)
     else:
         def epoch():
             for x, y in ds:
-                yield _touch(x, state)
+                yield touch(x, state)
 
     what = [f'format="{format}"']
     if dtype:
@@ -371,7 +321,7 @@ def torch_dataset_loader(directory: str, spec: Spec, state: dict, threads: Optio
 
     def epoch():
         for x, y in dl:
-            yield _touch(x.numpy(), state)
+            yield touch(x.numpy(), state)
 
     how = f"num_workers={nw}" + (f", num_threads={kw['num_threads']} in each" if "num_threads" in kw else
                                  (", TorchDataset's default threads per worker" if nw else ", pyimgdir threads in-process"))
@@ -409,7 +359,6 @@ LOADERS = {
 
 
 # Training-input loaders (random crops and flips), measured by bench_crop.py.
-from loaders_train import TRAIN_LOADERS, TRAIN_NEEDS  # noqa: E402
 
 LOADERS.update(TRAIN_LOADERS)
 

@@ -18,39 +18,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from loaders import Loader, Spec, _tf_view, _touch, list_files
-
-
-def import_torchvision():
-    """torchvision, through the tests' importer (tests/torchvision_ref.py), which works
-    around PyPI's CUDA-built wheels on a CPU-only torch; raises when it cannot be had."""
-    import sys
-    from pathlib import Path
-
-    tests = str(Path(__file__).resolve().parent.parent / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from torchvision_ref import import_torchvision as importer
-
-    torchvision = importer()
-    if torchvision is None:
-        raise ImportError("torchvision is not installed (or cannot be imported) for the torchvision rows")
-    return torchvision
-
-
-def children_cpu_s() -> float:
-    """CPU seconds used so far by this process's live children (DataLoader workers), which
-    getrusage(RUSAGE_CHILDREN) does not count until they exit."""
-    import psutil
-
-    total = 0.0
-    for p in psutil.Process().children(recursive=True):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+from loader_base import Loader, Spec, children_cpu_s, import_torchvision, list_files, tf_view, touch
 
 
 def pyimgdir_train_loader(directory: str, spec: Spec, state: dict, threads: Optional[int] = None,
@@ -67,11 +35,11 @@ def pyimgdir_train_loader(directory: str, spec: Spec, state: dict, threads: Opti
         def epoch():
             for x, y in ds:
                 y.numpy()
-                yield _touch(_tf_view(x), state)
+                yield touch(tf_view(x), state)
     else:
         def epoch():
             for x, y in ds:
-                yield _touch(x, state)
+                yield touch(x, state)
 
     what = [f'format="{format}"', "random_resized_crop=True", 'random_flip="horizontal"']
     if dtype:
@@ -109,7 +77,7 @@ def tf_train_loader(directory: str, spec: Spec, state: dict, **_) -> Loader:
     def epoch():
         for x, y in ds:
             y.numpy()
-            yield _touch(_tf_view(x), state)
+            yield touch(tf_view(x), state)
 
     return Loader(epoch, f"tensorflow {tf.__version__}: read_file -> extract_jpeg_shape -> "
                          "sample_distorted_bounding_box(area 0.08-1, aspect 3/4-4/3, 10 attempts) -> "
@@ -133,7 +101,7 @@ def torchvision_train_loader(directory: str, spec: Spec, state: dict, threads: O
 
     def epoch():
         for x, y in dl:
-            yield _touch(x.numpy(), state)
+            yield touch(x.numpy(), state)
 
     state["child_cpu_s"] = children_cpu_s
     return Loader(epoch, f"torchvision {torchvision.__version__} ImageFolder (PIL decode) + RandomResizedCrop "

@@ -7,7 +7,6 @@ derived from ``(seed, epoch)`` alone, so it is reproducible and the same on ever
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 import numpy as np
 

@@ -92,7 +92,7 @@ class _Labels:
         if self.mode == "categorical":
             return np.float32, (self.num_classes,)
         dtype = self.raw.dtype
-        return (object if dtype == object else dtype.type), ()
+        return (object if dtype.kind == "O" else dtype.type), ()
 
 
 class BatchSource:

@@ -166,7 +166,7 @@ class _TorchDatasetBase:
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (all DataLoader workers together)."""
-        torch = _torch()
+        _torch()  # without torch: the ImportError that says what to install
         rank, world = self._job()
         return len(self._dataset((rank, world)))
 

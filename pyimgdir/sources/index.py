@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import sys
-import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import _core
 from ..options.keras_compat import print_msg
 from ..options.checks import check_class_names
 from ..options.urls import is_url

@@ -18,14 +18,12 @@ from where those libraries look (environment, config files, ``AWS_ENDPOINT_URL``
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import posixpath
 import queue
 import random
-import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
