@@ -93,6 +93,15 @@ py::dict augments_dict(size_t n, Get get, bool with_size) {
     return d;
 }
 
+// A list of paths given directly (tests, benchmarks, one-off files) becomes an index too.
+FileList file_list_of(const py::iterable& paths) {
+    if (py::isinstance<FileList>(paths)) return paths.cast<FileList>();
+    auto index = std::make_shared<FileIndex>();
+    for (py::handle h : paths) index->add_path(fs_path(h), 0);
+    index->shrink_to_fit();
+    return FileList(index);
+}
+
 py::array new_sample(const LoaderConfig& cfg) {
     std::vector<py::ssize_t> shape = cfg.channels_first
                                          ? std::vector<py::ssize_t>{cfg.channels, cfg.height, cfg.width}
@@ -224,9 +233,14 @@ void register_loader(py::module_& m) {
         });
 
     py::class_<Loader>(m, "Loader")
+        .def(py::init([](const FileList& files, const LoaderConfig& cfg) {
+                 check_config(cfg);
+                 return std::make_unique<Loader>(files, cfg);
+             }),
+             py::arg("files"), py::arg("config"))
         .def(py::init([](const py::iterable& paths, const LoaderConfig& cfg) {
                  check_config(cfg);
-                 return std::make_unique<Loader>(fs_paths(paths), cfg);
+                 return std::make_unique<Loader>(file_list_of(paths), cfg);
              }),
              py::arg("paths"), py::arg("config"))
         // Shorthand for tests and benchmarks: the size, then any LoaderConfig field by name.
@@ -238,10 +252,11 @@ void register_loader(py::module_& m) {
                  for (auto item : fields) cfg.attr(item.first) = item.second;
                  const LoaderConfig& c = cfg.cast<const LoaderConfig&>();
                  check_config(c);
-                 return std::make_unique<Loader>(fs_paths(paths), c);
+                 return std::make_unique<Loader>(file_list_of(paths), c);
              }),
              py::arg("paths"), py::arg("height"), py::arg("width"), py::arg("channels"))
         .def("__len__", &Loader::size)
+        .def_property_readonly("files", &Loader::files, py::return_value_policy::copy)
         .def_property_readonly("config", &Loader::config, py::return_value_policy::copy)
         .def(
             "iterate",

@@ -369,7 +369,7 @@ void fill_sample(const uint8_t* data, size_t size, const LoaderConfig& cfg, Scra
 // Epoch iteration
 
 struct EpochIterator::State {
-    std::shared_ptr<const std::vector<std::string>> paths;
+    FileList files;
     LoaderConfig cfg;
     std::shared_ptr<BufferPool> pool;
     std::vector<int64_t> order;
@@ -454,7 +454,7 @@ struct EpochIterator::State {
             std::string reason;
             try {
                 if (!fed) {
-                    read_file((*paths)[file], scratch.file);
+                    read_file(files.path(static_cast<size_t>(file)), scratch.file);
                     process_image(scratch.file.data(), scratch.file.size(), cfg, scratch, slot_ptr,
                                   SampleKey{epoch, file});
                 } else {
@@ -483,7 +483,7 @@ struct EpochIterator::State {
                     ImageFailure f;
                     f.position = pos;
                     f.file_index = file;
-                    f.path = (*paths)[file];
+                    f.path = files.path(static_cast<size_t>(file));
                     f.reason = std::move(reason);
                     s.failures.push_back(std::move(f));
                 }
@@ -622,8 +622,7 @@ EpochIterator::Status EpochIterator::next(Batch& out, int timeout_ms) {
     return Status::Ready;
 }
 
-Loader::Loader(std::vector<std::string> paths, LoaderConfig cfg)
-    : paths_(std::make_shared<const std::vector<std::string>>(std::move(paths))), cfg_(cfg) {
+Loader::Loader(FileList files, LoaderConfig cfg) : files_(std::move(files)), cfg_(cfg) {
     if (cfg_.prefetch < 1) cfg_.prefetch = 1;
     if (cfg_.num_threads <= 0)
         cfg_.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -633,10 +632,10 @@ std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int b
                                                bool fed) const {
     if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
     for (int64_t i : order)
-        if (i < 0 || static_cast<size_t>(i) >= paths_->size())
+        if (i < 0 || static_cast<size_t>(i) >= files_.size())
             throw std::out_of_range("file index out of range in the epoch order");
     auto st = std::make_unique<EpochIterator::State>();
-    st->paths = paths_;
+    st->files = files_;
     st->cfg = cfg_;
     const size_t batch_bytes = cfg_.sample_bytes() * static_cast<size_t>(batch_size);
     // One pool per (loader, batch size); a new epoch reuses the previous epoch's buffers.
@@ -741,7 +740,8 @@ std::vector<ImageFailure> FileChecker::failures() {
 
 void Loader::load_one(size_t index, uint8_t* out, int64_t epoch) const {
     Scratch scratch;
-    read_file(paths_->at(index), scratch.file);
+    if (index >= files_.size()) throw std::out_of_range("file index out of range");
+    read_file(files_.path(index), scratch.file);
     process_image(scratch.file.data(), scratch.file.size(), cfg_, scratch, out,
                   SampleKey{epoch, static_cast<int64_t>(index)});
 }

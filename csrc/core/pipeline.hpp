@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/crop.hpp"
+#include "core/file_index.hpp"
 #include "core/image.hpp"
 #include "core/resize.hpp"
 
@@ -164,10 +165,12 @@ struct BatchFailure : std::runtime_error {
 
 class Loader {
   public:
-    Loader(std::vector<std::string> paths, LoaderConfig cfg);
-    size_t size() const { return paths_->size(); }
+    // File i of the loader is files.path(i); the list (and its index) is shared, not copied.
+    Loader(FileList files, LoaderConfig cfg);
+    size_t size() const { return files_.size(); }
     const LoaderConfig& config() const { return cfg_; }
-    const std::string& path(size_t i) const { return (*paths_)[i]; }
+    std::string path(size_t i) const { return files_.path(i); }
+    const FileList& files() const { return files_; }
 
     // `order` holds file indices; batches are consecutive runs of `batch_size` of them.
     // `epoch` keys the random crops and flips (ignored without them). With `fed`, workers
@@ -180,7 +183,7 @@ class Loader {
     void load_one(size_t index, uint8_t* out, int64_t epoch = 0) const;
 
   private:
-    std::shared_ptr<const std::vector<std::string>> paths_;
+    FileList files_;
     LoaderConfig cfg_;
     mutable std::shared_ptr<BufferPool> pool_;
 };

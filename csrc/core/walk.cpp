@@ -7,6 +7,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -39,9 +40,17 @@ struct Task {
     std::shared_ptr<const Ancestry> ancestry;
 };
 
+// Where one name lies in its directory's arena (offsets, not views: a Listed moves).
+struct Span {
+    uint32_t start, len;
+};
+
+// One directory's files: their names back to back in `arena`, listed in sorted order.
 struct Listed {
     std::string rel;
-    std::vector<std::string> files;
+    std::string arena;
+    std::vector<Span> names;
+    std::string_view name(const Span& s) const { return std::string_view(arena).substr(s.start, s.len); }
 };
 
 bool has_allowed_extension(const char* name, size_t len, const std::vector<std::string>& exts) {
@@ -65,7 +74,7 @@ bool has_allowed_extension(const char* name, size_t len, const std::vector<std::
 // Python sorts names as str: by code point, after decoding the bytes as UTF-8 with
 // undecodable bytes mapped to U+DC80..U+DCFF (surrogateescape). For valid UTF-8 that is
 // byte order; names with other bytes need the decoded comparison.
-std::u32string python_key(const std::string& s) {
+std::u32string python_key(std::string_view s) {
     std::u32string out;
     out.reserve(s.size());
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -108,7 +117,7 @@ std::u32string python_key(const std::string& s) {
     return out;
 }
 
-bool all_ascii(const std::string& s) {
+bool all_ascii(std::string_view s) {
     for (unsigned char c : s)
         if (c >= 0x80) return false;
     return true;
@@ -175,7 +184,7 @@ class Walker {
                 if (ok) {
                     if (progress_) {
                         progress_->directories.fetch_add(1, std::memory_order_relaxed);
-                        progress_->files.fetch_add(static_cast<int64_t>(result.files.size()),
+                        progress_->files.fetch_add(static_cast<int64_t>(result.names.size()),
                                                    std::memory_order_relaxed);
                     }
                     listed_[task.top].push_back(std::move(result));
@@ -232,11 +241,13 @@ class Walker {
                     continue;  // a link back up the tree: already being walked
                 children.push_back(Task{task.top, std::move(rel), ancestry});
             } else if (has_allowed_extension(name, len, opts_.extensions)) {
-                out.files.emplace_back(name, len);
+                if (out.arena.size() + len > UINT32_MAX) throw std::length_error("a directory's file names exceed 4 GiB");
+                out.names.push_back(Span{static_cast<uint32_t>(out.arena.size()), static_cast<uint32_t>(len)});
+                out.arena.append(name, len);
             }
         }
         ::closedir(d);
-        python_sort(out.files, [](const std::string& f) -> const std::string& { return f; });
+        python_sort(out.names, [&out](const Span& f) { return out.name(f); });
         return true;
     }
 
@@ -268,20 +279,20 @@ WalkResult walk(const std::vector<std::string>& tops, const std::vector<std::str
     WalkResult result;
     result.directories_listed = w.directories_listed();
     result.unreadable_directories = w.unreadable();
-    result.files.resize(tops.size());
+    result.index = std::make_shared<FileIndex>();
+    FileIndex& index = *result.index;
     for (size_t t = 0; t < tops.size(); ++t) {
         auto& dirs = per_top[t];
-        python_sort(dirs, [](const Listed& d) -> const std::string& { return d.rel; });
-        size_t total = 0;
-        for (auto& d : dirs) total += d.files.size();
-        auto& out = result.files[t];
-        out.reserve(total);
+        python_sort(dirs, [](const Listed& d) { return std::string_view(d.rel); });
         const std::string& prefix = prefixes[t];
         for (auto& d : dirs) {
-            const std::string base = d.rel.empty() ? prefix : prefix + d.rel + "/";
-            for (auto& f : d.files) out.push_back(base + f);
+            if (d.names.empty()) continue;
+            index.begin_folder(d.rel.empty() ? prefix : prefix + d.rel + "/", static_cast<int32_t>(t));
+            for (const Span& s : d.names) index.add_name(d.name(s));
+            d = Listed{};  // give its memory back as the index grows
         }
     }
+    index.shrink_to_fit();
     return result;
 }
 

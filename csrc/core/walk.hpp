@@ -8,8 +8,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "core/file_index.hpp"
 
 namespace pyimgdir {
 
@@ -20,8 +23,9 @@ struct WalkOptions {
 };
 
 struct WalkResult {
-    // For each top, the paths of its files as `prefix + relative path`, in Keras' order.
-    std::vector<std::vector<std::string>> files;
+    // Every top's files, in Keras' order, top after top. A file's path is
+    // `prefix + relative path`; its run's top is the top's position in `tops`.
+    std::shared_ptr<FileIndex> index;
     int64_t directories_listed = 0;
     // Directories that exist but could not be listed (os.walk skips these silently).
     std::vector<std::string> unreadable_directories;
