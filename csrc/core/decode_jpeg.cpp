@@ -212,8 +212,8 @@ void decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opts, Im
     }
 
     // A region at full scale, 1/2 or 1/4: from a smaller JPEG of its MCUs where the file allows
-    // (at 1/4 libjpeg on that file beats the entropy-data decoder below by about 10%; at 1/8
-    // the latter, which skips the luma AC values, is faster: 15 against 22 ms per camera crop).
+    // (at 1/4 libjpeg on that file beats the entropy-data decoder below; at 1/8 the latter,
+    // which skips the luma AC values, is faster; benchmarks/README.md has the figures).
     if (use_region && cinfo.scale_denom <= 4 && opts.jpeg_region_scan) {
         thread_local RegionScan rs;
         if (region_scan(cinfo, data, dec.src.next_input_byte, data + size, region, rs)) {

@@ -178,9 +178,9 @@ bool unstuff(const uint8_t* p, const uint8_t* end, Unstuffed& s);
 // scan), so a changed file is walked afresh, in a process-wide table capped at
 // index_budget() bytes (past it, new scans are decoded without one).
 
-// MCUs between checkpoints in a row: 16 in rows of 128 MCUs and more (large photos: 7% less
-// CPU per camera crop than 32, for 36 KB per 12 MP photo), 4 in narrower ones (a crop's edges
-// are then at most 3 MCUs from a checkpoint; about 3.6 KB per 500x375 photo).
+// MCUs between checkpoints in a row: 16 in rows of 128 MCUs and more (large photos: less CPU
+// per crop than 32, for a table a few tens of KB per 12 MP photo), 4 in narrower ones (a
+// crop's edges are then at most 3 MCUs from a checkpoint).
 inline int index_step(int mcus_per_row) { return mcus_per_row >= 128 ? 16 : 4; }
 
 // PYIMGDIR_JPEG_CHECKPOINT_MB (MiB, default 256, fractions allowed; 0 or anything that is

@@ -286,7 +286,7 @@ bool region_scan(const jpeg_decompress_struct& ci, const uint8_t* file, const ui
     const int per_row = (mcus_x + step - 1) / step;
 
     // A file the table has no room for is left to libjpeg: without checkpoints every crop
-    // of it would walk the scan down to the crop and then decode the crop (+15% CPU).
+    // of it would walk the scan down to the crop and then decode the crop, costing more.
     if (!idx && !index_table().has_room(sizeof(EntropyIndex) + static_cast<size_t>(mcus_y) * per_row * sizeof(Checkpoint)))
         return false;
 

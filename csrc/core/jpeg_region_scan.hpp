@@ -4,8 +4,8 @@
 //
 // libjpeg can only walk a scan without restart markers from its first MCU: for a crop it
 // entropy-decodes every MCU of every row down to the crop's bottom (jpeg_skip_scanlines and
-// jpeg_crop_scanline spare only the IDCT, upsampling and colour conversion), 88% of the
-// image on average for random-resized crops against the 45% the crop's own MCUs make up.
+// jpeg_crop_scanline spare only the IDCT, upsampling and colour conversion), most of the
+// image for random-resized crops, where the crop's own MCUs are a fraction of it.
 // With the entropy-data checkpoints (jpeg_entropy.hpp) the start of any MCU is found by
 // walking at most index_step() - 1 MCUs from a checkpoint; the MCUs of each row of the crop
 // are then copied bit for bit into a new scan, and only the first DC difference of each

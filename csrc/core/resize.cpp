@@ -97,8 +97,7 @@ RowTaps row_taps(int w, int ow, int c, bool mirrored) {
     r.direct_end = mirrored ? ow : safe;
     // SSE2: widening costs about one operation per source value, converting at the taps
     // about four per output pixel: read bytes directly when the row shrinks by 1.5x or more.
-    // (The AVX2 pass converts two pixels' taps per operation and reads bytes at any ratio:
-    // 300x300 -> 224x224, 97 -> 81 us.)
+    // (The AVX2 pass converts two pixels' taps per operation and reads bytes at any ratio.)
     r.direct = (c == 3 || c == 4) && 2 * static_cast<int64_t>(w) >= 3 * static_cast<int64_t>(ow);
     return r;
 }
@@ -273,8 +272,8 @@ void bilinear_lerp(const float* __restrict top, const float* __restrict bot, flo
 
 #ifdef PYIMGDIR_SSE_ROWS
 // The same with non-temporal stores, for outputs too big to stay in cache until they are
-// read: writing around the cache saves reading each destination line first (+2-3% images/s
-// on the 224x224 float32 benchmark). The caller issues _mm_sfence() after the last row.
+// read: writing around the cache saves reading each destination line first. The caller
+// issues _mm_sfence() after the last row.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif

@@ -44,9 +44,8 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
     # The batches are already prepared ahead in C++ (`prefetch` batches); TF only needs to
     # keep one or two converted tensors ready. tf.data's autotuning is turned off: its model
-    # thread makes deleting an iterator, i.e. the end of every epoch, wait up to about half a
-    # second (measured with TF 2.21: a 1-second epoch became 1.3-1.5 s in a third to half of
-    # epochs). Chained AUTOTUNE maps then run at TF's default parallelism (the core count);
+    # thread makes deleting an iterator, i.e. the end of every epoch, wait (measured in
+    # benchmarks/README.md, "Keras has two speeds"). Chained AUTOTUNE maps then run at TF's default parallelism (the core count);
     # ds.with_options() with autotune.enabled=True restores autotuning.
     ds = ds.prefetch(2)
     options = tf.data.Options()
