@@ -1,106 +1,54 @@
-"""torchvision's RandomResizedCrop sampler, as the reference for the crop-box distribution.
+"""torchvision's RandomResizedCrop sampler, the reference of the crop-box distribution.
 
-torchvision is imported when it is installed. PyPI's torchvision wheels are CUDA builds whose
-compiled detection ops cannot load against a CPU-only torch; importing the package then
-fails while it registers fake kernels for two of those ops (``torchvision::nms`` and
-``qnms``). Declaring the two schemas first lets the pure-Python parts (transforms,
-datasets) import; nothing here uses the compiled ops. Without torchvision, the sampler is
-torchvision's published ``RandomResizedCrop.get_params`` algorithm, written out below with
-torch's RNG (or numpy's when torch is missing too).
+``RandomResizedCrop.get_params`` (torchvision.transforms), written out with numpy and vectorised:
+up to 10 attempts, each drawing an area fraction uniformly from ``scale`` and an aspect ratio
+log-uniformly from ``ratio``, ``w = round(sqrt(area * aspect))``, ``h = round(sqrt(area /
+aspect))``; the first attempt whose box fits is kept, with its top-left corner uniform over the
+positions the box can take; when none fits, the largest centred box whose aspect ratio is in
+``ratio``. The boxes follow torchvision's distribution exactly; the draws are numpy's (a fixed
+``numpy.random.Generator``), so the reference is the same whatever else is installed.
 """
 
 from __future__ import annotations
 
-import math
+import numpy as np
+
+ATTEMPTS = 10
 
 
-def import_torchvision():
-    """torchvision, or None when it is not installed or cannot be imported."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    try:
-        import torchvision
+def reference_boxes(rng: np.random.Generator, n: int, height: int, width: int, scale, ratio) -> np.ndarray:
+    """``n`` boxes as torchvision draws them for a ``height`` x ``width`` image: an (n, 4)
+    int64 array of (top, left, height, width)."""
+    area = height * width
+    log_ratio = np.log(np.asarray(ratio, dtype=np.float64))
+    target_area = area * rng.uniform(scale[0], scale[1], (n, ATTEMPTS))
+    aspect = np.exp(rng.uniform(log_ratio[0], log_ratio[1], (n, ATTEMPTS)))
+    # np.rint rounds half to even, as Python's round() does
+    w = np.rint(np.sqrt(target_area * aspect)).astype(np.int64)
+    h = np.rint(np.sqrt(target_area / aspect)).astype(np.int64)
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    found = fits.any(axis=1)
+    first = fits.argmax(axis=1)
+    rows = np.arange(n)
+    bh, bw = h[rows, first], w[rows, first]
 
-        return torchvision
-    except ImportError:
-        return None
-    except RuntimeError as e:
-        if "torchvision::" not in str(e):
-            raise
-    for op in ("nms", "qnms"):
-        try:
-            torch.library.define(f"torchvision::{op}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:
-            pass  # already defined
-    import sys
-
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    try:
-        import torchvision
-
-        return torchvision
-    except (ImportError, RuntimeError):
-        return None
+    fh, fw = fallback_size(height, width, ratio)
+    bh = np.where(found, bh, fh)
+    bw = np.where(found, bw, fw)
+    # uniform positions (torch.randint(0, room + 1)); the fallback is centred
+    top = rng.integers(0, height - bh + 1)
+    left = rng.integers(0, width - bw + 1)
+    top = np.where(found, top, (height - bh) // 2)
+    left = np.where(found, left, (width - bw) // 2)
+    return np.stack([top, left, bh, bw], 1)
 
 
-def reference_sampler(seed: int):
-    """A function (height, width, scale, ratio) -> (i, j, h, w) drawing boxes as torchvision
-    does, and a string naming which implementation it is."""
-    tv = import_torchvision()
-    if tv is not None:
-        import torch
-
-        torch.manual_seed(seed)  # get_params draws from torch's global generator
-        from torchvision.transforms import RandomResizedCrop
-
-        def draw(height, width, scale, ratio):
-            return RandomResizedCrop.get_params(torch.empty(1, height, width), list(scale), list(ratio))
-
-        return draw, f"torchvision {tv.__version__}"
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-
-        def uniform(a, b):
-            return torch.empty(1).uniform_(a, b).item()
-
-        def randint(n):
-            return int(torch.randint(0, n, size=(1,)).item())
-
-        log = lambda r: torch.log(torch.tensor(r)).tolist()  # noqa: E731
-        name = "torchvision's get_params written out, torch RNG"
-    except ImportError:
-        import numpy as np
-
-        rng = np.random.default_rng(seed)
-        uniform = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
-        randint = lambda n: int(rng.integers(0, n))  # noqa: E731
-        log = lambda r: [math.log(v) for v in r]  # noqa: E731
-        name = "torchvision's get_params written out, numpy RNG"
-
-    def draw(height, width, scale, ratio):
-        area = height * width
-        log_ratio = log(ratio)
-        for _ in range(10):
-            target_area = area * uniform(scale[0], scale[1])
-            aspect_ratio = math.exp(uniform(log_ratio[0], log_ratio[1]))
-            w = int(round(math.sqrt(target_area * aspect_ratio)))
-            h = int(round(math.sqrt(target_area / aspect_ratio)))
-            if 0 < w <= width and 0 < h <= height:
-                return randint(height - h + 1), randint(width - w + 1), h, w
-        in_ratio = float(width) / float(height)
-        if in_ratio < min(ratio):
-            w = width
-            h = int(round(w / min(ratio)))
-        elif in_ratio > max(ratio):
-            h = height
-            w = int(round(h * max(ratio)))
-        else:
-            w, h = width, height
-        return (height - h) // 2, (width - w) // 2, h, w
-
-    return draw, name
+def fallback_size(height: int, width: int, ratio) -> tuple[int, int]:
+    """The (height, width) of the box taken when no attempt fits: the whole image, narrowed
+    to the nearer end of the ratio range."""
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        return int(round(width / min(ratio))), width
+    if in_ratio > max(ratio):
+        return height, int(round(height * max(ratio)))
+    return height, width
