@@ -42,7 +42,7 @@ def main(directory: str) -> None:
             types=[type(k[0][0]).__name__, type(p[0][0]).__name__, type(k[0][1]).__name__, type(p[0][1]).__name__],
             dtypes=[str(k[0][0].dtype), str(p[0][0].dtype), str(k[0][1].dtype), str(p[0][1].dtype)],
             shapes=[list(k[0][0].shape), list(p[0][0].shape)],
-            labels_equal=bool(all(np.array_equal(np.asarray(a[1]), np.asarray(b[1])) for a, b in zip(k, p))),
+            labels_equal=len(k) == len(p) and bool(all(np.array_equal(np.asarray(a[1]), np.asarray(b[1])) for a, b in zip(k, p))),
             equals_numpy_format=bool(np.array_equal(ours, ref)),
             max_diff=float(np.abs(kimg.astype(np.float64) - ours).max()),
             mean_diff=float(np.abs(kimg.astype(np.float64) - ours).mean()),

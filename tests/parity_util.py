@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 import pyimgdir
+from conftest import zip_strict
 
 
 @contextlib.contextmanager
@@ -93,7 +94,7 @@ def compare(keras, directory, tol=0.0, **kwargs):
     assert type(p_res) is type(k_res) if isinstance(k_res, list) else not isinstance(p_res, list)
     Stats.cases += 1
     method = str(kwargs.get("interpolation", "bilinear")).lower()
-    for kd, pd in zip(as_list(k_res), as_list(p_res)):
+    for kd, pd in zip_strict(as_list(k_res), as_list(p_res)):
         assert pd.file_paths == kd.file_paths
         assert pd.class_names == kd.class_names
         assert pd.element_spec == kd.element_spec
@@ -111,7 +112,7 @@ def compare(keras, directory, tol=0.0, **kwargs):
             assert sorted(digest(x, y) for x, y in p_s) == sorted(digest(x, y) for x, y in k_s)
             Stats.record(method, 0.0)
         else:
-            for (kx, ky), (px, py) in zip(k_s, p_s):
+            for (kx, ky), (px, py) in zip_strict(k_s, p_s):
                 assert px.dtype == kx.dtype and px.shape == kx.shape
                 diff = np.abs(px.astype(np.float64) - kx.astype(np.float64)).max()
                 Stats.record(method, diff)

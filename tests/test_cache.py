@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_later_epochs_skip_decoding(tree, tmp_path, where):
     cached = pyimgdir.image_dataset_from_directory(tree, cache=cache, **kw)
     for _ in range(2):
         a, b = run(plain), run(cached)
-        for (x1, y1), (x2, y2) in zip(a, b):
+        for (x1, y1), (x2, y2) in zip_strict(a, b):
             np.testing.assert_array_equal(x1, x2)
             np.testing.assert_array_equal(y1, y2)
     corrupt_all(tree)  # any decode from now on would raise
@@ -69,7 +69,7 @@ def test_file_cache_persists_and_invalidates_changed_files(tree, tmp_path):
     assert ds._source.cache.valid.sum() == 13  # only the changed file must be decoded again
     second = run(ds)
     fresh = run(pyimgdir.image_dataset_from_directory(tree, **{**kw, "cache": None}))
-    for (x2, _), (x3, _) in zip(second, fresh):
+    for (x2, _), (x3, _) in zip_strict(second, fresh):
         np.testing.assert_array_equal(x2, x3)
     assert not np.array_equal(np.concatenate([x for x, _ in first]), np.concatenate([x for x, _ in second]))
 
@@ -96,7 +96,7 @@ def test_unshuffled_cached_batches_are_read_only_views(tree):
     )
     first = [x.copy() for x, _ in ds]
     again = [x for x, _ in ds]
-    for a, b in zip(first, again):
+    for a, b in zip_strict(first, again):
         np.testing.assert_array_equal(a, b)
         assert not b.flags.writeable and not b.flags.owndata
     with pytest.raises(ValueError):

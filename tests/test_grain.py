@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 import pyimgdir
 
 pytestmark = [
@@ -54,9 +54,9 @@ def assert_same(k_ds, p_ds):
     k_els, p_els = epoch(k_ds), epoch(p_ds)
     assert len(p_els) == len(k_els)
     worst = 0.0
-    for k_el, p_el in zip(k_els, p_els):
+    for k_el, p_el in zip_strict(k_els, p_els):
         assert len(k_el) == len(p_el)
-        for a, b in zip(k_el, p_el):
+        for a, b in zip_strict(k_el, p_el):
             assert type(b) is type(a)
             assert tuple(b.shape) == tuple(a.shape)
             assert str(b.dtype) == str(a.dtype)
@@ -177,7 +177,7 @@ def test_subset_both_and_shuffle_once_by_seed(keras, mixed_tree):
     assert_same(k_val, p_val)
     # Keras' grain path shuffles once, by seed: every epoch has the same order.
     again = epoch(p_train)
-    for a, b in zip(first, again):
+    for a, b in zip_strict(first, again):
         np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
 
 
@@ -226,7 +226,7 @@ def test_checkpoint_get_state_set_state(keras, mixed_tree):
     it2.set_state(state)
     rest2 = [tuple(np.asarray(t) for t in el) for el in it2]
     assert len(rest2) == len(full) - 2
-    for a, b in zip(rest, rest2):
+    for a, b in zip_strict(rest, rest2):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     # The state also works as pyimgdir's initial_state for a new dataset.
@@ -243,7 +243,7 @@ def test_grain_transformations_apply(keras, mixed_tree):
     doubled = ds.map(lambda el: (el[0] * 2, el[1]))
     assert isinstance(doubled, grain.IterDataset)
     plain = epoch(ds)
-    for a, b in zip(plain, epoch(doubled)):
+    for a, b in zip_strict(plain, epoch(doubled)):
         np.testing.assert_array_equal(np.asarray(a[0]) * 2, np.asarray(b[0]))
 
 
@@ -261,7 +261,7 @@ def test_shard_on_error_and_cache(keras, mixed_tree, tmp_path):
         np.testing.assert_array_equal(via_grain, parts[i])
     cached = ours(mixed_tree, cache="memory", **kw)
     first, second = epoch(cached), epoch(cached)
-    for a, b in zip(first, second):
+    for a, b in zip_strict(first, second):
         np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
     np.testing.assert_array_equal(np.concatenate([np.asarray(e[0]) for e in first]), full)
     # A broken file: skipped and reported (on_error="skip"), or raised naming it.
@@ -287,7 +287,7 @@ def test_mp_prefetch_matches_keras_grain(keras, mixed_tree):
     k = epoch(keras_grain(mixed_tree, **kw).mp_prefetch(options))
     p = epoch(ours(mixed_tree, **kw).mp_prefetch(options))
     assert len(k) == len(p)
-    for a, b in zip(k, p):
+    for a, b in zip_strict(k, p):
         np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
         np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import encode, photo_like
+from conftest import encode, photo_like, zip_strict
 from pyimgdir import _core
 
 FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -382,7 +382,7 @@ def test_corrupt_entropy_data_decodes_like_tensorflow(tmp_path):
         (root / "c" / f"{name}.jpg").write_bytes(data)
     assert check_accounted(root, [], image_size=(64, 80), interpolation="nearest") == {}
     ds = build(root, image_size=(64, 80), interpolation="nearest")
-    for path, img in zip(ds.file_paths, images_of(ds)):
+    for path, img in zip_strict(ds.file_paths, images_of(ds)):
         np.testing.assert_array_equal(img, _core.decode(cases[Path(path).stem], 3), err_msg=path)
 
 
@@ -812,7 +812,7 @@ def test_non_utf8_file_names(non_utf8_tree):
     assert sorted(ds.file_paths) == sorted(expected)
     assert ds.class_names == [os.fsdecode(b"cl\xe9ss"), "plain"]
     got = images_of(ds)
-    for path, img in zip(ds.file_paths, got):
+    for path, img in zip_strict(ds.file_paths, got):
         ref = _core.resize(_core.decode(expected[path], 3), 16, 16)
         np.testing.assert_array_equal(img, ref, err_msg=path)
     # Errors name such files in the same (surrogate-escaped) form.

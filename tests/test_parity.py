@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 from parity_util import compare, run
 
 pytestmark = pytest.mark.tf
@@ -267,7 +267,7 @@ def test_unshuffled_epochs_identical(tree):
     ds = pyimgdir.image_dataset_from_directory(str(tree), shuffle=False, image_size=(8, 8), verbose=False, format="numpy")
     a = [x.copy() for x, _ in ds]
     b = [x.copy() for x, _ in ds]
-    for x, y in zip(a, b):
+    for x, y in zip_strict(a, b):
         np.testing.assert_array_equal(x, y)
 
 
@@ -276,7 +276,7 @@ def test_numpy_format_equals_tf_format(tree):
     t = pyimgdir.image_dataset_from_directory(str(tree), **kw)
     n = pyimgdir.image_dataset_from_directory(str(tree), format="numpy", **kw)
     assert n.file_paths == t.file_paths and n.class_names == t.class_names and len(n) == len(t)
-    for (tx, ty), (nx, ny) in zip(t.as_numpy_iterator(), n):
+    for (tx, ty), (nx, ny) in zip_strict(t.as_numpy_iterator(), n):
         np.testing.assert_array_equal(tx, nx)
         np.testing.assert_array_equal(ty, ny)
 

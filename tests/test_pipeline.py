@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 from pyimgdir import _core
 
 
@@ -72,7 +72,7 @@ def test_kept_batches_are_never_overwritten(files):
     for _ in range(3):
         for b, _ in epoch(loader, order[::-1], 4):
             pass
-    for k, c in zip(kept, copies):
+    for k, c in zip_strict(kept, copies):
         np.testing.assert_array_equal(k, c)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from pyimgdir import _core
 from pyimgdir.errors import ImageLoadError
+from conftest import zip_strict
 
 
 def _config(**kw):
@@ -46,7 +47,7 @@ def test_fed_bytes_give_the_same_batches_as_files(files, threads):
         assert it.feed(pos, data[pos]) is True
     got = _drain(it, loader.config)
     assert [(f, len(x)) for x, f, _ in got] == [(f, len(x)) for x, f, _ in expected]
-    for (gx, _, _), (ex, _, _) in zip(got, expected):
+    for (gx, _, _), (ex, _, _) in zip_strict(got, expected):
         np.testing.assert_array_equal(gx, ex)
     released = it.release_fed()
     assert sorted(released) == list(range(len(order)))

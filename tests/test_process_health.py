@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import encode, photo_like
+from conftest import encode, photo_like, zip_strict
 
 PKG_PARENT = str(Path(pyimgdir.__file__).resolve().parent.parent)
 # Under AddressSanitizer (.ci/sanitize.sh) freed memory sits in a quarantine and every
@@ -358,7 +358,7 @@ def test_several_iterators_of_one_dataset(small_set):
         with pytest.raises(StopIteration):
             next(it)
     for g in got:
-        for (x, y), (rx, ry) in zip(g, reference):
+        for (x, y), (rx, ry) in zip_strict(g, reference):
             np.testing.assert_array_equal(x, rx)
             np.testing.assert_array_equal(y, ry)
     # From several Python threads at once, while another iterator is abandoned.
@@ -381,7 +381,7 @@ def test_several_iterators_of_one_dataset(small_set):
     assert not errors and len(results) == 4
     for r in results.values():
         assert len(r) == len(reference)
-        for (x, y), (rx, ry) in zip(r, reference):
+        for (x, y), (rx, ry) in zip_strict(r, reference):
             np.testing.assert_array_equal(x, rx)
             np.testing.assert_array_equal(y, ry)
 
@@ -390,7 +390,7 @@ def test_several_shuffled_epochs_at_once(small_set):
     ds = build(small_set, batch_size=8, shuffle=True, seed=5)
     a, b = iter(ds), iter(ds)
     xa, xb = [], []
-    for (x1, _), (x2, _) in zip(a, b):
+    for (x1, _), (x2, _) in zip_strict(a, b):
         xa.append(np.array(x1))
         xb.append(np.array(x2))
     xa, xb = np.concatenate(xa), np.concatenate(xb)

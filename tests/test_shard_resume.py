@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 
 N = 23
 
@@ -122,7 +122,7 @@ def test_resume_yields_exactly_the_rest(tree, stop_after):
     while len(seen) + len(rest) < len(uninterrupted):
         for x, y in resumed:
             rest.append((x.copy(), y.copy()))
-    for (x1, y1), (x2, y2) in zip(uninterrupted, seen + rest):
+    for (x1, y1), (x2, y2) in zip_strict(uninterrupted, seen + rest):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
 

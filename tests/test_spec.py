@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 from pyimgdir.api import dataset_from_spec, load_spec
 from pyimgdir.options.spec import LoadSpec
 
@@ -84,7 +84,7 @@ def test_the_call_resolves_once_into_the_dataset_spec(tree):
     # The same spec gives the same dataset through the CLI's path.
     again = dataset_from_spec(tree, spec)
     assert again.file_paths == ds.file_paths
-    for (x1, y1), (x2, y2) in zip(ds, again):
+    for (x1, y1), (x2, y2) in zip_strict(ds, again):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
 

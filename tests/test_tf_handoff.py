@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf
@@ -49,5 +49,5 @@ def test_kept_tensors_are_never_overwritten(tree):
     for _ in range(3):                             # later epochs reuse pooled buffers
         for x, _ in ds:
             pass
-    for k, c in zip(kept, copies):
+    for k, c in zip_strict(kept, copies):
         np.testing.assert_array_equal(np.from_dlpack(k), c)
