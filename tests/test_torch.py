@@ -1,10 +1,9 @@
 """PyTorch: TorchDataset yields tensors without copying, shards by DataLoader worker and by
-torch.distributed rank (gloo, two processes on localhost), reshuffles with set_epoch."""
+torch.distributed rank (gloo, two processes on 127.0.0.1), reshuffles with set_epoch."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import photo_like, write_image
+from conftest import photo_like, write_image, zip_strict
 
 torch = pytest.importorskip("torch")
 
@@ -43,17 +42,27 @@ def test_tensors_match_numpy_batches(tree):
     ds = pyimgdir.TorchDataset(tree, **args())
     ref = pyimgdir.image_dataset_from_directory(tree, format="numpy", verbose=False, **args())
     assert len(ds) == len(ref) and ds.class_names == ref.class_names
-    for (tx, ty), (nx, ny) in zip(ds, ref):
+    for (tx, ty), (nx, ny) in zip_strict(ds, ref):
         assert isinstance(tx, torch.Tensor) and tx.dtype == torch.float32 and tx.shape[1:] == (3, 6, 6)
         np.testing.assert_array_equal(tx.numpy(), nx)
         np.testing.assert_array_equal(ty.numpy(), ny)
 
 
-def test_no_copy(tree):
+def test_no_copy(tree, monkeypatch):
+    from pyimgdir.batches.source import BatchSource
+
+    handed = []  # addresses of the numpy batches the source gives to TorchDataset
+    real = BatchSource.iter_epoch
+
+    def recording(self, *a, **kw):
+        for el in real(self, *a, **kw):
+            handed.append(el[0].ctypes.data)
+            yield el
+
+    monkeypatch.setattr(BatchSource, "iter_epoch", recording)
     ds = pyimgdir.TorchDataset(tree, **args(shuffle=False))
-    x, _ = next(iter(ds))
-    # the tensor is a view of a numpy array that views pyimgdir's batch buffer
-    assert x.numpy().base is not None and not x.numpy().flags.owndata
+    got = [x.data_ptr() for x, _ in ds]  # the tensors' own memory
+    assert len(got) == len(ds) == -(-N // 4) and got == handed
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -122,10 +131,15 @@ def test_shuffle_needs_seed(tree):
 WORKER = textwrap.dedent(
     """
     import json, os, sys
+    from datetime import timedelta
     import torch, torch.distributed as dist
     import pyimgdir
     root, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    dist.init_process_group("gloo")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # the rendezvous store is the test's own, already listening: no port to pick here
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                          timeout=timedelta(seconds=100))
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     ds = pyimgdir.TorchDataset(root, labels=list(range(n)), image_size=(6, 6), batch_size=3, seed=11,
                                shard_remainder="drop")
     result = {"len": len(ds), "epochs": []}
@@ -141,25 +155,32 @@ WORKER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torch_distributed_gloo_two_ranks(tree, tmp_path):
     import json
 
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     out = tmp_path / "result.json"
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    # The store both ranks meet at listens before they start (port 0: the system picks a free
+    # one and it stays bound), so no port is picked, released and raced for.
+    store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=100))
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port), WORLD_SIZE="2")
     procs = [
         subprocess.Popen([sys.executable, str(script), str(tree), str(out), str(N)], env=dict(env, RANK=str(r)))
         for r in range(2)
     ]
-    for p in procs:
-        assert p.wait(timeout=120) == 0
+    try:
+        for p in procs:
+            assert p.wait(timeout=120) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     ranks = json.loads(out.read_text())
     assert ranks[0]["len"] == ranks[1]["len"]
     for epoch in range(2):
