@@ -242,7 +242,7 @@ def _warn_unreadable(index) -> None:
 
 def _select(index, directory, shuffle, seed, validation_split, subset):
     """Keras' global shuffle and split: [(subset name, file indices)], one or two parts."""
-    order = np.arange(len(index.file_paths), dtype=np.int64)
+    order = np.arange(len(index.files), dtype=np.int64)
     if shuffle:
         order = global_shuffle(len(order), seed)
     if subset == "both":
@@ -284,7 +284,7 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
     """The dataset over ``index.file_paths[selected]`` (in that order), as ``spec`` says."""
     skipped = []
     if spec.validate:
-        candidates = [index.file_paths[i] for i in selected.tolist()]
+        candidates = index.files.paths_at(selected)
         skipped = validate_files(
             candidates,
             spec.color_mode,
@@ -298,15 +298,16 @@ def build(index, selected: np.ndarray, spec: LoadSpec):
             raise InvalidFilesError(skipped)
         if skipped:
             bad = {f.path for f in skipped}
-            selected = np.array([i for i in selected if index.file_paths[i] not in bad], dtype=np.int64)
+            selected = selected[np.array([p not in bad for p in candidates], dtype=bool)]
             if spec.on_error == "warn":
                 for f in skipped:
                     warnings.warn(f"Skipping {f.path!r}: {f.reason}", SkippedFileWarning, stacklevel=3)
-    file_paths = [index.file_paths[i] for i in selected.tolist()]
+    files = index.files.select(selected)  # rows of the one index: no path is copied
     raw_labels = index.labels[selected] if index.labels is not None else None
     num_classes = len(index.class_names) if index.class_names else 0
-    source = BatchSource(file_paths, _Labels(raw_labels, spec.label_mode, num_classes), spec, skipped=skipped,
+    source = BatchSource(files, _Labels(raw_labels, spec.label_mode, num_classes), spec, skipped=skipped,
                          store=index.store)
+    file_paths = source.file_paths
     if spec.format == "numpy":
         ds = NumpyDataset(source, index.class_names, file_paths)
     elif spec.format == "grain":

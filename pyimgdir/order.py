@@ -39,7 +39,7 @@ def split(indices: np.ndarray, validation_split, subset: str) -> np.ndarray:
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """A uniformly random permutation of range(n) determined by (seed, epoch)."""
     ss = np.random.SeedSequence([int(seed) & SEED_MASK, int(epoch), 0x7079696D])
-    return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64)
+    return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64, copy=False)
 
 
 def shard_size(n: int, count: int, remainder: str) -> int:

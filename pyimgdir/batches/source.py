@@ -22,6 +22,7 @@ from .. import _core
 from ..errors import SkippedFile, SkippedFileWarning
 from ..order import epoch_permutation, shard_size, shard_slice
 from ..options.spec import LoadSpec
+from ..sources.index import FilePaths
 
 # Unbatched datasets (batch_size=None) still decode in blocks of this many images.
 _UNBATCHED_BLOCK = 32
@@ -98,18 +99,24 @@ class _Labels:
 class BatchSource:
     """Everything needed to produce epochs of one dataset (one subset)."""
 
-    def __init__(self, file_paths: List[str], labels: _Labels, spec: LoadSpec,
+    def __init__(self, files, labels: _Labels, spec: LoadSpec,
                  skipped: Optional[List[SkippedFile]] = None, store=None):
         self.spec = spec
         # A remote.RemoteStore when the files are URLs: their bytes are fetched ahead and
         # fed to the core's decode threads instead of being read by them.
         self.store = store
-        self.file_paths = file_paths
+        # The files, as rows of the compact index (a _core.FileList; a list of paths is
+        # indexed first); file_paths builds each path when asked for.
+        if not isinstance(files, _core.FileList):
+            files = _core.FileList(_core.FileIndex.from_paths(files))
+        self.files = files
+        self.file_paths = FilePaths(files)
+        file_paths = self.file_paths
         self.labels = labels
         # Every file left out so far (validation and iteration), first occurrence only.
         self.skipped: List[SkippedFile] = list(skipped) if skipped is not None else []
         self._skipped_paths = {f.path for f in self.skipped}
-        self._loader = _core.Loader(file_paths, spec.core_config())
+        self._loader = _core.Loader(files, spec.core_config())
         # With shuffle: one fixed order for every epoch when set (Keras' grain path), else
         # a new permutation per epoch from (seed, epoch).
         self.permutation: Optional[np.ndarray] = None
@@ -146,7 +153,7 @@ class BatchSource:
     @property
     def num_samples(self) -> int:
         """Samples per epoch for this shard (after padding or dropping the remainder)."""
-        return shard_size(len(self.file_paths), self.shard_count, self.shard_remainder)
+        return shard_size(len(self.files), self.shard_count, self.shard_remainder)
 
     def __len__(self) -> int:
         if self.batch_size is None:
@@ -186,9 +193,9 @@ class BatchSource:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """File indices of this shard's epoch, in order (the same on every worker)."""
-        n = len(self.file_paths)
+        n = len(self.files)
         if self.shuffle and self.permutation is not None:
-            full = self.permutation
+            full = self.permutation.astype(np.int64)
         elif self.shuffle:
             full = epoch_permutation(n, self.seed, epoch)
         else:
@@ -219,7 +226,7 @@ class BatchSource:
         """crop_boxes for URLs: the headers come from the fetched objects."""
         from ..sources.remote import FetchError
 
-        urls = [self.file_paths[i] for i in order.tolist()]
+        urls = self.files.paths_at(order)
         heights = np.zeros(len(urls), dtype=np.int64)
         widths = np.zeros(len(urls), dtype=np.int64)
         for i, data in self.store.fetch_blocking(urls):
@@ -254,7 +261,7 @@ class BatchSource:
             from ..sources.feeder import EpochFeeder
 
             it = self._loader.iterate(order, block, epoch, fed=True)
-            feeder = EpochFeeder(self.store, it, [self.file_paths[i] for i in order.tolist()])
+            feeder = EpochFeeder(self.store, it, self.files.paths_at(order))
             feeder.start()
         config = self._loader.config
         with _LIVE_LOCK:
@@ -298,11 +305,12 @@ class BatchSource:
 
     def __getstate__(self):
         # Rebuilt from what made it (in Grain's mp_prefetch workers); progress is not kept.
-        return {"file_paths": self.file_paths, "labels": self.labels, "spec": self.spec,
+        # The files pickle as the compact index and this subset's rows (a few bytes a file).
+        return {"files": self.files, "labels": self.labels, "spec": self.spec,
                 "skipped": list(self.skipped), "permutation": self.permutation}
 
     def __setstate__(self, state):
-        self.__init__(state["file_paths"], state["labels"], state["spec"], skipped=state["skipped"])
+        self.__init__(state["files"], state["labels"], state["spec"], skipped=state["skipped"])
         self.permutation = state["permutation"]
 
     def iter_epoch(

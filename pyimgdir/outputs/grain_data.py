@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import _core
 from ..batches.source import BatchSource
 
 
@@ -29,12 +30,11 @@ def _grain():
 
 
 def grain_permutation(n: int, seed: int) -> np.ndarray:
-    """The order Keras' grain path visits n files in: Grain's own ``MapDataset.shuffle``."""
-    grain = _grain()
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    ds = grain.MapDataset.range(n).shuffle(seed=seed)
-    return np.fromiter((ds[i] for i in range(n)), dtype=np.int64, count=n)
+    """The order Keras' grain path visits n files in: Grain's own ``MapDataset.shuffle``
+    (its index shuffle at epoch 0), computed for the whole range at once in the core."""
+    if seed < 0 or seed >= 2**32:
+        raise ValueError(f"Seed must be an integer between 0 and 2**32-1 (got {seed=}).")
+    return _core.index_shuffle_permutation(int(n), int(seed))
 
 
 class _Converter:
@@ -212,5 +212,7 @@ class GrainDatasetIterator(_grain().DatasetIterator):
 def to_grain_dataset(source: BatchSource, class_names, file_paths) -> GrainDataset:
     if source.shuffle:
         # Keras' grain path: Grain's shuffle by seed, the same order every epoch.
-        source.permutation = grain_permutation(len(file_paths), source.seed)
+        # Kept as 32-bit rows (half the memory); epoch_order widens it when an epoch starts.
+        perm = grain_permutation(len(source.files), source.seed)
+        source.permutation = perm.astype(np.uint32) if len(perm) < 2**32 else perm
     return GrainDataset(source, class_names, file_paths)

@@ -7,14 +7,18 @@ non-hidden sub-directories; each class folder is walked recursively by the C++ c
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import posixpath
 import re
+from collections.abc import Sequence as _SequenceABC
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _core
 from ..options.keras_compat import print_msg
 from ..options.checks import check_class_names
 from ..options.urls import is_url
@@ -24,13 +28,110 @@ from .remote import RemoteStore
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
 
 
+class FilePaths(_SequenceABC):
+    """A dataset's ``file_paths``: Keras' list of paths, read-only, built from the compact
+    index when asked for.
+
+    Indexing (negative too), slices (a ``list``), ``len``, iteration, ``in``, ``index``,
+    ``==`` with a list or another ``FilePaths``, ``repr`` and ``list(...)`` behave as on the
+    list Keras returns. The paths themselves are not kept: the index holds each folder once
+    and each file's name once, so a million files take tens of megabytes, not hundreds, and
+    a pickle holds the index (a few bytes a file), not the strings.
+    """
+
+    __slots__ = ("_files",)
+    _CHUNK = 4096
+
+    def __init__(self, files):
+        self._files = files  # a _core.FileList
+
+    @property
+    def files(self):
+        """The core's :class:`FileList` (index and rows) these paths come from."""
+        return self._files
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __getitem__(self, i):
+        n = len(self._files)
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step == 1:
+                return self._files.paths(start, max(start, stop))
+            return self._files.paths_at(np.arange(start, stop, step, dtype=np.int64))
+        try:
+            k = operator.index(i)
+        except TypeError:
+            raise TypeError(f"list indices must be integers or slices, not {type(i).__name__}") from None
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError("list index out of range")
+        return self._files.path(k)
+
+    def __iter__(self):
+        n, chunk = len(self._files), self._CHUNK
+        for start in range(0, n, chunk):
+            yield from self._files.paths(start, min(n, start + chunk))
+
+    def __reversed__(self):
+        n, chunk = len(self._files), self._CHUNK
+        for stop in range(n, 0, -chunk):
+            yield from reversed(self._files.paths(max(0, stop - chunk), stop))
+
+    def __contains__(self, value) -> bool:
+        return any(p == value for p in self)
+
+    def index(self, value, start: int = 0, stop: Optional[int] = None) -> int:
+        n = len(self)
+        start, stop, _ = slice(start, stop).indices(n)
+        for k, p in enumerate(itertools.islice(self, start, stop), start):
+            if p == value:
+                return k
+        raise ValueError(f"{value!r} is not in list")
+
+    def count(self, value) -> int:
+        return sum(1 for p in self if p == value)
+
+    def __eq__(self, other):
+        if isinstance(other, FilePaths):
+            if other._files is self._files:
+                return True
+        elif not isinstance(other, list):
+            return NotImplemented
+        return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # like a list
+
+    def __add__(self, other):
+        if isinstance(other, (list, FilePaths)):
+            return list(self) + list(other)
+        return NotImplemented
+
+    def __radd__(self, other):
+        if isinstance(other, list):
+            return other + list(self)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def __reduce__(self):
+        return (FilePaths, (self._files,))
+
+
 @dataclass
 class Index:
-    file_paths: List[str]
+    files: "_core.FileList"  # every file, in Keras' (unshuffled) order
     labels: Optional[np.ndarray]  # None, or one label per file (unshuffled order)
     class_names: Optional[Sequence]
     unreadable_directories: List[str]
     store: Optional[object] = None  # a remote.RemoteStore when the directory is a URL
+
+    @property
+    def file_paths(self) -> FilePaths:
+        return FilePaths(self.files)
 
 
 def index_directory(
@@ -72,10 +173,14 @@ def index_directory(
             _check_class_names_not_inferred(labels)
 
     if store is None:
-        per_dir, unreadable = walk_classes(directory, subdirs, follow_links, formats, num_threads, verbose)
-    file_paths: List[str] = []
-    for part in per_dir:
-        file_paths.extend(part)
+        file_index, unreadable = walk_classes(directory, subdirs, follow_links, formats, num_threads, verbose)
+    else:
+        counts = [len(part) for part in per_dir]
+        file_index = _core.FileIndex.from_paths(
+            itertools.chain.from_iterable(per_dir), np.repeat(np.arange(len(per_dir), dtype=np.int32), counts))
+        del per_dir
+    files = _core.FileList(file_index)
+    n_files = len(files)
 
     out_labels: Optional[np.ndarray]
     names: Optional[Sequence]
@@ -83,19 +188,17 @@ def index_directory(
         names = subdirs
         # Keras: dict(zip(names, range(n))) -- a repeated name takes its last index.
         class_index = dict(zip(list(names), range(len(names))))
-        counts = [len(part) for part in per_dir]
-        out_labels = np.repeat(
-            np.array([class_index[s] for s in subdirs], dtype=np.int32), counts
-        ).astype(np.int32)
+        lut = np.array([class_index[s] for s in subdirs], dtype=np.int32)
+        out_labels = lut[file_index.file_tops()] if n_files else np.zeros(0, dtype=np.int32)
     elif labels is None:
         names = None
         out_labels = None
     else:
-        if len(labels) != len(file_paths):
+        if len(labels) != n_files:
             raise ValueError(
                 "Expected the lengths of `labels` to match the number "
                 "of files in the target directory. len(labels) is "
-                f"{len(labels)} while we found {len(file_paths)} files "
+                f"{len(labels)} while we found {n_files} files "
                 f"in directory {directory}."
             )
         values = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
@@ -104,10 +207,10 @@ def index_directory(
 
     if verbose:
         if out_labels is None:
-            print_msg(f"Found {len(file_paths)} files.")
+            print_msg(f"Found {n_files} files.")
         else:
-            print_msg(f"Found {len(file_paths)} files belonging to {len(names)} classes.")
-    return Index(file_paths, out_labels, names, unreadable, store)
+            print_msg(f"Found {n_files} files belonging to {len(names)} classes.")
+    return Index(files, out_labels, names, unreadable, store)
 
 
 def class_folders(directories, class_names=None) -> List[str]:
@@ -117,7 +220,7 @@ def class_folders(directories, class_names=None) -> List[str]:
     subdirs = [d for d in sorted(directories) if not d.startswith(".")]
     if class_names is not None:
         check_class_names(class_names, subdirs)
-        return list(class_names)
+        return class_names  # the caller's own object: Keras hands it back as class_names
     return subdirs
 
 

@@ -33,15 +33,17 @@ class _ScanProgress:
 
 
 def walk_classes(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False):
-    """Per class folder, its files in Keras' order; and the directories that could not be listed."""
+    """Every class folder's files in Keras' order, as one compact :class:`_core.FileIndex`
+    (a file's top is its class folder's position in ``subdirs``); and the directories that
+    could not be listed."""
     tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
     prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
     progress = None
     if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
         progress = _ScanProgress()
     try:
-        files, unreadable, _ = _core.walk(tops, prefixes, follow_links, list(formats), num_threads, progress)
+        index, unreadable, _ = _core.walk_index(tops, prefixes, follow_links, list(formats), num_threads, progress)
     finally:
         if progress is not None:
             progress.close()
-    return files, unreadable
+    return index, unreadable
