@@ -1,6 +1,12 @@
 """The process stays healthy: Ctrl-C is prompt, abandoned iterators stop their threads and
 give their memory back, interpreter exit never hangs, iterators can run side by side, and
-neither memory nor file descriptors grow across epochs (including epochs that hit errors)."""
+neither memory nor file descriptors grow across epochs (including epochs that hit errors).
+
+The default run checks what holds under any load: the interrupt arrives, the process ends,
+the threads an iterator started are gone, no file of the data stays open. How fast, and how
+flat the resident memory stays (which depends on the allocator), are checked by the tests
+marked ``timing`` (``pytest -m timing``), with margins over what a quiet machine shows.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +32,30 @@ PKG_PARENT = str(Path(pyimgdir.__file__).resolve().parent.parent)
 SANITIZED = bool(os.environ.get("PYIMGDIR_SANITIZED"))
 
 
-def tasks() -> int:
+def task_ids() -> set:
     """Threads of this process, native ones included (threading.active_count() sees only
-    Python's)."""
-    return len(os.listdir("/proc/self/task"))
+    Python's). Other libraries loaded by earlier tests (TensorFlow, Grain, the object-store
+    servers) start and end threads of their own at any time, so the tests compare sets: the
+    threads that appeared while pyimgdir worked must all be gone again."""
+    return set(os.listdir("/proc/self/task"))
 
 
 def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def open_files_under(*roots) -> list:
+    """Paths of this process's open file descriptors that lie under any of `roots`."""
+    roots = [str(Path(r).resolve()) for r in roots]
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if any(target.startswith(r + os.sep) for r in roots):
+            found.append(target)
+    return found
 
 
 def rss_mib() -> float:
@@ -179,14 +201,27 @@ def interrupt_after_start(code: str, *args, settle=0.3, wait=10.0):
         p.stderr.close()
 
 
+# A hang is forever: the default tests wait long enough for a loaded machine (HANG_S) and
+# check only that the interrupt arrived and the process ended. How soon: the timing tests.
+HANG_S = 60.0
+
+
 @pytest.mark.parametrize("code,args", [(ITERATE, ["numpy"]), (VALIDATE, [])], ids=["iterating", "validating"])
-def test_ctrl_c_is_prompt(slow_set, code, args):
-    latency, gone, rc, err = interrupt_after_start(code, slow_set, *args)
-    assert gone is not None, "still running 10 s after SIGINT"
+def test_ctrl_c_stops_the_process(slow_set, code, args):
+    latency, gone, rc, err = interrupt_after_start(code, slow_set, *args, wait=HANG_S)
+    assert gone is not None, f"still running {HANG_S:.0f} s after SIGINT"
     assert "KeyboardInterrupt" in err, err
     assert rc != 0
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("code,args", [(ITERATE, ["numpy"]), (VALIDATE, [])], ids=["iterating", "validating"])
+def test_ctrl_c_is_prompt(slow_set, code, args):
+    """The workers finish the image they are on (~20 ms each here) and stop."""
+    latency, gone, rc, err = interrupt_after_start(code, slow_set, *args, wait=HANG_S)
+    assert gone is not None and "KeyboardInterrupt" in err, err
     print(f"\nKeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone:.2f} s")
-    assert latency < 1.0 and gone < 2.0, (latency, gone)
+    assert latency < 2.0 and gone < 4.0, (latency, gone)
 
 
 # tf.data runs the generator (our epoch) on its own threads. An iterator still alive when the
@@ -197,14 +232,21 @@ def test_ctrl_c_is_prompt(slow_set, code, args):
 
 
 @pytest.mark.tf
-def test_ctrl_c_is_prompt_through_tf_data(tf, slow_set):
-    """Also an interpreter exit (by the exception) with a live tf.data iterator. TensorFlow's
-    own teardown takes about 2 s at exit (even for a script that only imports it)."""
-    latency, gone, rc, err = interrupt_after_start(ITERATE, slow_set, "tf", settle=0.5, wait=6.0)
-    print(f"\ntf.data: KeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone} s")
-    assert latency < 1.0, latency
+def test_ctrl_c_stops_the_process_through_tf_data(tf, slow_set):
+    """Also an interpreter exit (by the exception) with a live tf.data iterator."""
+    latency, gone, rc, err = interrupt_after_start(ITERATE, slow_set, "tf", settle=0.5, wait=HANG_S)
     assert gone is not None, "the process hung at exit with a live tf.data iterator"
     assert "KeyboardInterrupt" in err, err[-3000:]
+
+
+@pytest.mark.tf
+@pytest.mark.timing
+def test_ctrl_c_is_prompt_through_tf_data(tf, slow_set):
+    """TensorFlow's own teardown takes about 2 s at exit (even for a script that only imports it)."""
+    latency, gone, rc, err = interrupt_after_start(ITERATE, slow_set, "tf", settle=0.5, wait=HANG_S)
+    print(f"\ntf.data: KeyboardInterrupt {latency:.3f} s after SIGINT, process gone after {gone} s")
+    assert gone is not None and "KeyboardInterrupt" in err, err[-3000:]
+    assert latency < 2.0 and gone < 12.0, (latency, gone)
 
 
 LIVE_TF_ITERATOR = """
@@ -219,15 +261,17 @@ print("exiting", flush=True)
 
 
 @pytest.mark.tf
-def test_interpreter_exit_with_a_live_tf_iterator(tf, slow_set):
+@pytest.mark.parametrize("limit", [pytest.param(HANG_S, id="ends"), pytest.param(12.0, id="prompt", marks=pytest.mark.timing)])
+def test_interpreter_exit_with_a_live_tf_iterator(tf, slow_set, limit):
+    """Ends (default run: no hang), and promptly (timing run: TensorFlow's teardown ~2 s)."""
     p = run_python(LIVE_TF_ITERATOR, slow_set)
     try:
         assert read_line(p, 120) == "exiting\n", p.stderr.read() if p.poll() is not None else ""
         t = time.monotonic()
         try:
-            p.wait(timeout=6)
+            p.wait(timeout=limit)
         except subprocess.TimeoutExpired:
-            pytest.fail("the process hung at exit with a live tf.data iterator")
+            pytest.fail(f"the process was still there {limit:.0f} s after its last statement, with a live tf.data iterator")
         print(f"\nexit with a live tf.data iterator: {time.monotonic() - t:.2f} s")
         assert p.returncode == 0, p.stderr.read()[-3000:]
     finally:
@@ -242,42 +286,53 @@ def test_interpreter_exit_with_a_live_tf_iterator(tf, slow_set):
 # Abandoned iterators, interpreter exit, concurrent iterators
 
 
+def abandon_epochs(ds, n):
+    for _ in range(n):
+        it = iter(ds)
+        next(it)
+        next(it)
+        del it
+
+
 def test_abandoned_iterator_stops_threads_and_frees_buffers(slow_set, small_set):
     gc.collect()
-    base_tasks = tasks()
+    before = task_ids()
     slow = build(slow_set, image_size=(128, 128), batch_size=4, num_threads=2)
     it = iter(slow)
     kept = next(it)[0]  # a batch the caller keeps: must survive the abandoned iterator
     snapshot = np.array(kept)
-    assert tasks() >= base_tasks + 2  # the workers are running ahead
+    started = task_ids() - before
+    assert len(started) >= 2, started  # the workers are running ahead
     del it
     gc.collect()
-    assert wait_for(lambda: tasks() == base_tasks), (tasks(), base_tasks)
+    assert wait_for(lambda: not started & task_ids(), HANG_S), started & task_ids()
     np.testing.assert_array_equal(kept, snapshot)
-    # Many abandoned epochs: threads come back every time and memory stays flat.
+    # Many abandoned epochs: the threads end every time (their buffers go with them; how
+    # flat the memory stays is test_abandoned_epochs_keep_memory_flat's, a timing test).
     ds = build(small_set, image_size=(128, 128), batch_size=16, num_threads=2, prefetch=4)
-    for _ in range(3):  # warm-up: the pool's buffers, the allocator's arenas
-        it = iter(ds)
-        next(it)
-        del it
+    before = task_ids()
+    abandon_epochs(ds, 25)
     gc.collect()
-    before = rss_mib()
-    for _ in range(25):
-        it = iter(ds)
-        next(it)
-        next(it)
-        del it
-    gc.collect()
-    assert wait_for(lambda: tasks() == base_tasks)
-    grown = rss_mib() - before
-    # One batch buffer is 3 MiB and each abandoned epoch had ~3 in flight: 25 leaked epochs
-    # would be ~200 MiB.
-    if not SANITIZED:
-        assert grown < 16, f"RSS grew by {grown:.1f} MiB over 25 abandoned epochs"
+    started = task_ids() - before
+    assert wait_for(lambda: not started & task_ids(), HANG_S), started & task_ids()
     np.testing.assert_array_equal(kept, snapshot)
     del ds, slow, kept
     gc.collect()
-    assert tasks() == base_tasks
+
+
+@pytest.mark.timing
+@pytest.mark.skipif(SANITIZED, reason="ASan quarantines freed memory: RSS says nothing there")
+def test_abandoned_epochs_keep_memory_flat(small_set):
+    ds = build(small_set, image_size=(128, 128), batch_size=16, num_threads=2, prefetch=4)
+    abandon_epochs(ds, 3)  # warm-up: the pool's buffers, the allocator's arenas
+    gc.collect()
+    before = rss_mib()
+    abandon_epochs(ds, 25)
+    gc.collect()
+    grown = rss_mib() - before
+    # One batch buffer is 3 MiB and each abandoned epoch had ~3 in flight: 25 leaked epochs
+    # would be ~200 MiB; the allocator keeps a few MiB of its own.
+    assert grown < 32, f"RSS grew by {grown:.1f} MiB over 25 abandoned epochs"
 
 
 EXIT_WITH_LIVE_ITERATORS = """
@@ -310,7 +365,7 @@ if mode == "exception":
 def test_interpreter_exit_with_live_iterators(slow_set, mode, rc):
     p = run_python(EXIT_WITH_LIVE_ITERATORS, slow_set, mode)
     try:
-        out, err = p.communicate(timeout=20)
+        out, err = p.communicate(timeout=HANG_S)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
@@ -321,15 +376,16 @@ def test_interpreter_exit_with_live_iterators(slow_set, mode, rc):
         assert err.strip() == "" or "Traceback" not in err, err[-3000:]
 
 
+@pytest.mark.timing
 def test_interpreter_exit_is_prompt(slow_set):
     """From the last statement to the process being gone: the workers finish the image they
-    are on (~20 ms here) and stop; nothing waits for the epoch."""
+    are on (~20 ms here) and stop; nothing waits for the epoch (whose 400 images take ~8 s)."""
     p = run_python(EXIT_WITH_LIVE_ITERATORS, slow_set, "normal")
     try:
         assert p.stdout.readline().strip() == "exiting"
         t = time.monotonic()
-        p.wait(timeout=20)
-        assert time.monotonic() - t < 2.0
+        p.wait(timeout=HANG_S)
+        assert time.monotonic() - t < 4.0
         assert p.returncode == 0, p.stderr.read()
     finally:
         if p.poll() is None:
@@ -403,9 +459,11 @@ def test_several_shuffled_epochs_at_once(small_set):
 # Memory and file descriptors across epochs
 
 
-def test_no_memory_or_fd_growth_across_50_epochs(small_set, dirty_set):
+def fifty_epochs(small_set, dirty_set):
+    """50 epochs (after 5 of warm-up) of a clean, a skipping and an erroring dataset; returns
+    (RSS growth in MiB, growth every 10 epochs, threads seen before, fds before)."""
     gc.collect()
-    base_tasks, base_fds = tasks(), fds()
+    before_tasks, before_fds = task_ids(), fds()
     clean = build(small_set, image_size=(48, 48), batch_size=8)
     skipping = build(dirty_set, image_size=(48, 48), batch_size=8, on_error="skip", shuffle=True, seed=3)
     strict = build(dirty_set, image_size=(48, 48), batch_size=8)
@@ -424,7 +482,7 @@ def test_no_memory_or_fd_growth_across_50_epochs(small_set, dirty_set):
     for e in range(5):  # warm-up
         one_epoch(e)
     gc.collect()
-    rss0, fds0 = rss_mib(), fds()
+    rss0 = rss_mib()
     samples = []
     for e in range(5, 55):
         one_epoch(e)
@@ -434,9 +492,24 @@ def test_no_memory_or_fd_growth_across_50_epochs(small_set, dirty_set):
     gc.collect()
     grown = rss_mib() - rss0
     print(f"\nRSS after warm-up {rss0:.1f} MiB; growth every 10 epochs (MiB): {samples}; "
-          f"after 50 epochs: {grown:+.2f} MiB; fds {base_fds} -> {fds0} -> {fds()}; "
-          f"threads {base_tasks} -> {tasks()}")
-    assert fds() == fds0 == base_fds
-    assert wait_for(lambda: tasks() == base_tasks)
-    if not SANITIZED:
-        assert grown < 4.0, f"RSS grew by {grown:.2f} MiB over 50 epochs: {samples}"
+          f"after 50 epochs: {grown:+.2f} MiB; fds {before_fds} -> {fds()}")
+    return grown, samples, before_tasks, before_fds
+
+
+def test_no_fd_or_thread_growth_across_50_epochs(small_set, dirty_set):
+    _, _, before_tasks, before_fds = fifty_epochs(small_set, dirty_set)
+    # No file of the data stays open (a leak would leave one per epoch, or per bad file).
+    assert open_files_under(small_set, dirty_set) == []
+    # Other descriptors: libraries loaded by earlier tests may open and close their own
+    # meanwhile, so a bound rather than equality; a leak per epoch would be 50 or more.
+    assert fds() - before_fds < 10, (before_fds, fds())
+    started = task_ids() - before_tasks
+    assert wait_for(lambda: not started & task_ids(), HANG_S), started & task_ids()
+
+
+@pytest.mark.timing
+@pytest.mark.skipif(SANITIZED, reason="ASan quarantines freed memory: RSS says nothing there")
+def test_no_memory_growth_across_50_epochs(small_set, dirty_set):
+    grown, samples, _, _ = fifty_epochs(small_set, dirty_set)
+    # one 48x48 float32 batch of 8 is 0.2 MiB: a batch leaked per epoch would be 10 MiB
+    assert grown < 6.0, f"RSS grew by {grown:.2f} MiB over 50 epochs: {samples}"
