@@ -94,10 +94,10 @@ py::dict augments_dict(size_t n, Get get, bool with_size) {
 }
 
 // A list of paths given directly (tests, benchmarks, one-off files) becomes an index too.
-FileList file_list_of(const py::iterable& paths) {
+FileList file_list_of(const py::object& paths) {
     if (py::isinstance<FileList>(paths)) return paths.cast<FileList>();
     auto index = std::make_shared<FileIndex>();
-    for (py::handle h : paths) index->add_path(fs_path(h), 0);
+    for (py::handle h : py::iter(paths)) index->add_path(fs_path(h), 0);
     index->shrink_to_fit();
     return FileList(index);
 }
@@ -244,7 +244,7 @@ void register_loader(py::module_& m) {
              }),
              py::arg("paths"), py::arg("config"))
         // Shorthand for tests and benchmarks: the size, then any LoaderConfig field by name.
-        .def(py::init([](const py::iterable& paths, int height, int width, int channels, const py::kwargs& fields) {
+        .def(py::init([](const py::object& paths, int height, int width, int channels, const py::kwargs& fields) {
                  py::object cfg = py::cast(LoaderConfig());
                  cfg.attr("height") = height;
                  cfg.attr("width") = width;

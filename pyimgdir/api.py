@@ -210,6 +210,27 @@ def _index_and_build(directory, option, check_classes, resolve):
     """The one flow, in Keras' order of checks: index (``option(name)`` reads the checked
     call or the spec) -> the checks that need the classes -> global shuffle and split ->
     the resolved spec -> one dataset per subset."""
+    index, parts, spec = _prepare(directory, option, check_classes, resolve)
+    datasets = []
+    for name, selected in parts:  # a loop, not a comprehension: warnings point at the caller
+        datasets.append(build(index, selected, subset_spec(spec, name)))
+    return datasets if spec.subset == "both" else datasets[0]
+
+
+def prepare(directory, **kwargs):
+    """``(index, parts, spec)`` for ``image_dataset_from_directory(directory, **kwargs)``:
+    the index, ``[(subset name, file rows)]`` after Keras' shuffle and split, and the
+    resolved spec, before any dataset is built; ``build(index, rows, spec)`` makes one.
+    TorchDataset builds every DataLoader worker's dataset from this, without walking the
+    folder again."""
+    bound = inspect.signature(image_dataset_from_directory).bind(directory, **kwargs)
+    bound.apply_defaults()
+    call = checks.check_call(dict(bound.arguments))
+    return _prepare(directory, call.get, lambda class_names: checks.check_after_index(call, class_names),
+                    lambda: checks.resolve(call))
+
+
+def _prepare(directory, option, check_classes, resolve):
     index = index_directory(
         directory,
         option("labels"),
@@ -224,11 +245,7 @@ def _index_and_build(directory, option, check_classes, resolve):
     check_classes(index.class_names)
     parts = _select(index, directory, option("shuffle"), option("seed"), option("validation_split"),
                     option("subset"))
-    spec = resolve()
-    datasets = []
-    for name, selected in parts:  # a loop, not a comprehension: warnings point at the caller
-        datasets.append(build(index, selected, _subset_spec(spec, name)))
-    return datasets if spec.subset == "both" else datasets[0]
+    return index, parts, resolve()
 
 
 def _warn_unreadable(index) -> None:
@@ -236,7 +253,7 @@ def _warn_unreadable(index) -> None:
         warnings.warn(
             f"Cannot list directory {d!r}: the images in it (if any) are not in the dataset.",
             UnreadableDirectoryWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -263,7 +280,7 @@ def _select(index, directory, shuffle, seed, validation_split, subset):
     return [(subset or "all", selected)]
 
 
-def _subset_spec(spec: LoadSpec, subset_name: str) -> LoadSpec:
+def subset_spec(spec: LoadSpec, subset_name: str) -> LoadSpec:
     """A validation subset gets its own cache file next to the one named; the validation
     half of subset="both" is never shuffled nor randomly cropped or flipped."""
     if subset_name != "validation":

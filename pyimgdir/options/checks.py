@@ -173,6 +173,19 @@ def _check_shard(shard, input_context, remainder):
     return (int(shard[0]), int(shard[1]))
 
 
+def shard_seed_message(source: str, shard=None) -> str:
+    """Why a sharded, shuffled dataset needs a seed, and what to pass."""
+    which = f"{shard[1]} shards (this one is {shard[0]})" if shard is not None else "shards"
+    return (
+        f"{source} splits the files into {which}, and "
+        "`shuffle=True` needs an explicit `seed` for that: every shard computes the same "
+        "permutation from the seed and takes its own part of it. With `seed=None` each "
+        "process draws a seed of its own, so shards overlap and some files are never read. "
+        "Pass the same seed on every host, worker and rank (e.g. `seed=1337`), or "
+        "`shuffle=False`."
+    )
+
+
 def _check_state(state, seed, shard):
     try:
         s_seed, epoch, batches = state["seed"], int(state["epoch"]), int(state["batches"])
@@ -247,13 +260,17 @@ def check_call(call: dict) -> dict:
     # pyimgdir's own options
     _check_options(c)
     shard = c["shard"]
+    source = "`input_context`" if c["input_context"] is not None else "`shard`"
     if all(hasattr(shard, a) for a in ("shard_index", "shard_count", "drop_remainder")):
         # Grain's sharding options (grain.sharding.ShardOptions, ShardByJaxProcess): the
         # same strided share; drop_remainder=True is shard_remainder="drop".
+        source = f"`shard` ({type(shard).__name__})"
         if shard.drop_remainder:
             c["shard_remainder"] = "drop"
         c["shard"] = (shard.shard_index, shard.shard_count)
     c["shard"] = _check_shard(c["shard"], c["input_context"], c["shard_remainder"])
+    if c["shard"][1] > 1 and c["shuffle"] and c["seed"] is None and c["initial_state"] is None:
+        raise ValueError(shard_seed_message(source, c["shard"]))
     if c["initial_state"] is not None:
         c["initial_state"] = _check_state(c["initial_state"], c["seed"], c["shard"])
     if c["seed"] is None:

@@ -1,15 +1,20 @@
 """PyTorch exposure: an ``IterableDataset`` of batches as tensors, sharded by DataLoader
 worker and by distributed rank (torch is imported here only, when used).
 
-Each worker builds its own pyimgdir dataset (the C++ loader is not shared across
-processes) over the same files with the same seed, and takes its shard of every epoch's
-global permutation, so ranks and workers see disjoint files that together cover the set.
+The folder is indexed once; each worker makes its own loader (the C++ loader's threads are
+not shared across processes) over that same compact index, with the same seed, and takes
+its shard of every epoch's global permutation, so ranks and workers see disjoint files that
+together cover the set.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any, Dict, Optional
+
+from ..batches.source import BatchSource
+from ..options.checks import shard_seed_message
+from .numpy_data import NumpyDataset
 
 
 def _torch():
@@ -91,18 +96,29 @@ class _TorchDatasetBase:
     def __init__(self, directory, *, rank: Optional[int] = None, world_size: Optional[int] = None,
                  shard_remainder: str = "pad", **kwargs: Any) -> None:
         if kwargs.get("shuffle", True) and kwargs.get("seed") is None:
-            raise ValueError("TorchDataset with shuffle=True needs an explicit `seed` (the same on every rank).")
+            raise ValueError(shard_seed_message("TorchDataset (by rank and DataLoader worker)"))
         for reserved in ("format", "shard", "input_context", "initial_state"):
             if reserved in kwargs:
                 raise ValueError(f"TorchDataset sets `{reserved}` itself; do not pass it.")
+        if kwargs.get("subset") == "both":
+            raise ValueError('TorchDataset makes one subset: pass subset="training" or "validation", not "both".')
+        from ..api import build, prepare, subset_spec
+
         self.directory = directory
         self.kwargs: Dict[str, Any] = kwargs
         self.rank, self.world_size = rank, world_size
         self.shard_remainder = shard_remainder
         self.epoch = 0
         self._datasets: Dict[tuple, Any] = {}
-        # Build once in the parent too: argument errors surface here, and len() works.
-        self._probe = self._dataset(self._shard())
+        # The folder is walked once, here. Every shard (rank, DataLoader worker) is a new
+        # source over the same files and labels: DataLoader workers inherit them (fork) or
+        # unpickle the compact index (spawn), and never walk the folder again.
+        kw = dict(kwargs)
+        kw.setdefault("verbose", False)
+        index, parts, spec = prepare(directory, format="numpy", shard_remainder=shard_remainder, **kw)
+        name, rows = parts[0]
+        self._base = build(index, rows, subset_spec(spec, name))
+        self._probe = self._dataset(self._job())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -115,7 +131,7 @@ class _TorchDatasetBase:
         return self._dataset((0, 1)).crop_boxes(self.epoch if epoch is None else int(epoch))
 
     def __getstate__(self):
-        # The C++ loaders stay behind; each process builds its own.
+        # The C++ loaders stay behind; each process makes its own over the same index.
         state = dict(self.__dict__)
         state["_datasets"] = {}
         state["_probe"] = None
@@ -144,25 +160,30 @@ class _TorchDatasetBase:
         return (rank * workers + worker, world * workers)
 
     def _dataset(self, shard):
+        shard = tuple(shard)
         if shard not in self._datasets:
-            from ..api import image_dataset_from_directory
-
-            kw = dict(self.kwargs)
-            kw.setdefault("verbose", False)
-            if kw.get("num_threads") is None:
-                kw["num_threads"] = threads_per_worker(_torch().utils.data.get_worker_info())
-            self._datasets[shard] = image_dataset_from_directory(
-                self.directory, format="numpy", shard=shard, shard_remainder=self.shard_remainder, **kw
-            )
+            info = _torch().utils.data.get_worker_info()
+            threads = self.kwargs.get("num_threads")
+            if threads is None:
+                threads = threads_per_worker(info) or 0
+            base = self._base._source
+            if shard == base.spec.shard and threads == base.spec.num_threads:
+                self._datasets[shard] = self._base
+            else:
+                spec = base.spec.replace(shard=shard, num_threads=threads)
+                source = BatchSource(base.files, base.labels, spec, skipped=base.skipped, store=base.store)
+                ds = NumpyDataset(source, self._base.class_names, source.file_paths)
+                ds.unreadable_directories = list(self._base.unreadable_directories)
+                self._datasets[shard] = ds
         return self._datasets[shard]
 
     @property
     def class_names(self):
-        return self._dataset((0, 1)).class_names if self._probe is None else self._probe.class_names
+        return self._base.class_names
 
     @property
     def file_paths(self):
-        return self._dataset((0, 1)).file_paths if self._probe is None else self._probe.file_paths
+        return self._base.file_paths
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (all DataLoader workers together)."""
