@@ -9,6 +9,7 @@ tests/test_jpeg_eighth.py tie to TensorFlow's decode_and_crop_jpeg)."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -29,7 +30,10 @@ SAMPLING = {
 }
 
 
-def big_jpeg(seed: int, h: int, w: int, sampling: str = "420", grey: bool = False, quality: int = 95) -> bytes:
+FRESH = itertools.count()  # seeds for content not decoded before in this process
+
+
+def big_jpeg(seed, h: int, w: int, sampling: str = "420", grey: bool = False, quality: int = 95) -> bytes:
     """A scan well above the 256 KiB below which no checkpoints are kept."""
     rng = np.random.default_rng(seed)
     img = photo_like(rng, h, w)
@@ -74,7 +78,9 @@ def check(data: bytes, channels: int, boxes, scale: int = 8) -> int:
 @pytest.mark.parametrize("sampling,grey", [("420", False), ("444", False), ("422", False), ("420", True)])
 def test_every_region_decode_matches_libjpeg_while_checkpoints_build_and_are_used(sampling, grey):
     H, W = 1400, 2100  # 1/8: 175 x 263 (132 MCU columns at 4:2:0: checkpoints at 0, 16, ..., 128)
-    data = big_jpeg(3, H, W, sampling, grey)
+    # The checkpoint table is process-wide: an image no earlier test (nor an earlier run of
+    # this one, as under pytest's --count or a rerun) has decoded, so this scan is a new entry.
+    data = big_jpeg([3, next(FRESH)], H, W, sampling, grey)
     # 1/8 and 1/4 share one scan's checkpoints (the walk does not depend on the scale); 4:2:2
     # at 1/4 needs fancy upsampling and stays on libjpeg
     before = _core.jpeg_checkpoint_stats()

@@ -11,6 +11,7 @@ file's checkpoints are being recorded or already kept; files the rewrite does no
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -25,7 +26,10 @@ from conftest import photo_like
 from pyimgdir import _core
 
 
-def jpeg(seed: int, h: int, w: int, subsampling: int = 2, grey: bool = False, quality: int = 90,
+FRESH = itertools.count()  # seeds for content not decoded before in this process
+
+
+def jpeg(seed, h: int, w: int, subsampling: int = 2, grey: bool = False, quality: int = 90,
          optimize: bool = False, progressive: bool = False) -> bytes:
     rng = np.random.default_rng(seed)
     img = photo_like(rng, h, w)
@@ -86,7 +90,8 @@ def rewrites() -> int:
                                                    (333, 450, 0, False), (401, 299, 2, True),
                                                    (1030, 777, 2, False)])
 def test_crops_equal_libjpeg_while_checkpoints_are_recorded_and_used(h, w, subsampling, grey):
-    data = jpeg(h * w, h, w, subsampling, grey)
+    # the checkpoint table is process-wide: content no earlier test (or run of this one) decoded
+    data = jpeg([h * w, next(FRESH)], h, w, subsampling, grey)
     rng = np.random.default_rng(h + w)
     before, scans = rewrites(), _core.jpeg_checkpoint_stats()["scans"]
     first = boxes(rng, h, w, 30)
