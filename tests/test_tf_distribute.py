@@ -1,5 +1,5 @@
 """tf.distribute with the real engines: MirroredStrategy over two logical CPU devices and
-MultiWorkerMirroredStrategy with two worker processes on localhost, both through
+MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1, both through
 distribute_datasets_from_function with input_context sharding."""
 
 from __future__ import annotations
@@ -115,15 +115,44 @@ MULTI_WORKER = COMMON + textwrap.dedent(
 
 
 def free_ports(k):
-    socks, ports = [], []
+    """k ports free on 127.0.0.1 a moment ago. TensorFlow's gRPC servers bind the ports named
+    in TF_CONFIG themselves and refuse to share them (no SO_REUSEPORT), so they cannot be held
+    for them: another process may take one first, and run_workers is then retried."""
+    socks = []
     for _ in range(k):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
+        socks.append(s)  # all bound at once: k different ports
+    ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
     return ports
+
+
+def run_workers(script, tree, tmp_path):
+    """Runs the two workers; returns (return codes, their stderr)."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs, errs = [], []
+    try:
+        for i in range(2):
+            err = open(tmp_path / f"worker{i}.err", "w+")
+            errs.append(err)
+            env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+            procs.append(subprocess.Popen([sys.executable, str(script), str(tree), str(tmp_path / f"worker{i}.json"),
+                                           str(N)], env=env, stderr=err))
+        codes = [p.wait(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    texts = []
+    for err in errs:
+        err.seek(0)
+        texts.append(err.read())
+        err.close()
+    return codes, texts
 
 
 def test_mirrored_strategy_two_logical_cpus(tree, tmp_path):
@@ -140,22 +169,15 @@ def test_mirrored_strategy_two_logical_cpus(tree, tmp_path):
 def test_multi_worker_mirrored_two_processes(tree, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(MULTI_WORKER)
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    procs, outs = [], []
-    for i in range(2):
-        out = tmp_path / f"worker{i}.json"
-        outs.append(out)
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tree), str(out), str(N)], env=env))
-    try:
-        for p in procs:
-            assert p.wait(timeout=300) == 0
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    results = [json.loads(o.read_text()) for o in outs]
+    # Should a worker's port have been taken between free_ports and its gRPC server binding
+    # it, the pair is started again on new ones (a bounded number of times).
+    for attempt in range(3):
+        codes, errs = run_workers(script, tree, tmp_path)
+        if codes == [0, 0] or not any("Could not start gRPC server" in e or "Address already in use" in e
+                                      for e in errs):
+            break
+    assert codes == [0, 0], "\n".join(e[-3000:] for e in errs)
+    results = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2)]
     assert sorted(tuple(r["shard"]) for r in results) == [(0, 2), (1, 2)]
     a, b = (r["files"] for r in results)
     assert len(a) == len(b) == N // 2 and results[0]["batches"] == results[1]["batches"]
