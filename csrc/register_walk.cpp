@@ -134,11 +134,20 @@ void register_walk(py::module_& m) {
                 return idx;
             },
             py::arg("paths"), py::arg("tops") = py::none())
-        .def_static("from_bytes",
-                    [](const py::bytes& b) {
-                        std::string_view v = b;
-                        return without_gil([&] { return FileIndex::from_bytes(v); });
-                    })
+        .def_static(
+            "from_bytes",
+            [](const py::bytes& b, const py::object& prefix) {
+                std::string_view v = b;
+                const std::string p = prefix.is_none() ? std::string() : fs_path(prefix);
+                return without_gil([&] { return FileIndex::from_bytes(v, p); });
+            },
+            py::arg("data"), py::arg("prefix") = py::none())
+        .def("folders",
+             [](const FileIndex& i) {
+                 py::list out(i.num_folders());
+                 for (size_t f = 0; f < i.num_folders(); ++f) out[f] = fs_str(i.folder(f));
+                 return out;
+             })
         .def("to_bytes", [](const FileIndex& i) { return py::bytes(without_gil([&] { return i.to_bytes(); })); })
         .def("__len__", &FileIndex::size)
         .def("path",

@@ -67,6 +67,7 @@ def image_dataset_from_directory(
     bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
+    manifest=None,
 ):
     """Generates a dataset from image files in a directory, exactly as
     ``keras.utils.image_dataset_from_directory`` does, decoded by a parallel C++ core.
@@ -178,6 +179,13 @@ def image_dataset_from_directory(
             jitter. Permanent failures (404, 403, ...) are not retried: they go through
             ``on_error`` with the URL and status in the reason.
 
+    Args (indexing once for many runs and hosts):
+        manifest: a file written by ``pyimgdir scan DIR --manifest FILE``: the folder's
+            index is read from it instead of walking the folder (same files, order and
+            labels). ``directory`` may be the manifest file itself. Refused, saying what
+            changed, when a folder's modification time differs from the one recorded
+            (files added, removed or renamed since); scanning again is the fix.
+
     Returns:
         A ``tf.data.Dataset`` (or :class:`GrainDataset`, :class:`NumpyDataset`) with ``class_names`` and
         ``file_paths`` attributes; a list ``[train, validation]`` for ``subset="both"``.
@@ -240,6 +248,7 @@ def _prepare(directory, option, check_classes, resolve):
         verbose=option("verbose"),
         num_threads=option("num_threads") or 0,
         remote=RemoteOptions.of(option),
+        manifest=option("manifest"),
     )
     _warn_unreadable(index)
     check_classes(index.class_names)

@@ -183,7 +183,7 @@ std::string FileIndex::to_bytes() const {
     return out;
 }
 
-std::shared_ptr<FileIndex> FileIndex::from_bytes(std::string_view data) {
+std::shared_ptr<FileIndex> FileIndex::from_bytes(std::string_view data, std::string_view prefix) {
     if (data.size() < sizeof(kMagic) || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0)
         Reader::bad("wrong header");
     Reader r{data, sizeof(kMagic)};
@@ -223,7 +223,9 @@ std::shared_ptr<FileIndex> FileIndex::from_bytes(std::string_view data) {
     size_t file = 0, at = 0;
     for (const auto& run : table) {
         if (run.files == 0) continue;
-        idx->begin_folder(std::string(run.prefix), run.top);
+        std::string folder(prefix);
+        folder += run.prefix;
+        idx->begin_folder(std::move(folder), run.top);
         for (uint64_t k = 0; k < run.files; ++k, ++file) {
             const size_t len = static_cast<size_t>(lengths[file]);
             idx->add_name(names.substr(at, len));

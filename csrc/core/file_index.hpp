@@ -41,8 +41,9 @@ class FileIndex {
 
     // A byte string that from_bytes() turns back into an equal index (pickling, manifests).
     std::string to_bytes() const;
-    // Throws std::invalid_argument when `data` is not a well-formed index.
-    static std::shared_ptr<FileIndex> from_bytes(std::string_view data);
+    // Throws std::invalid_argument when `data` is not a well-formed index. `prefix` is put
+    // before every folder (an index written with paths relative to its directory).
+    static std::shared_ptr<FileIndex> from_bytes(std::string_view data, std::string_view prefix = {});
 
   private:
     size_t name_end(size_t i, size_t f) const;

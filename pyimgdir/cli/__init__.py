@@ -158,6 +158,11 @@ def cmd_scan(args) -> int:
         max_pixels=args.max_pixels,
         num_threads=args.threads,
     )
+    if args.manifest is not None:
+        from .scan import write_manifest_command
+
+        return write_manifest_command(args.dir, args.manifest, spec, as_json=args.json,
+                                      progress=not args.no_progress)
     try:
         report = scan_directory(args.dir, spec, check=args.check,
                                 progress=False if args.no_progress else None)
@@ -286,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "every file that fails with the reason.",
         epilog="Exit status: 0 when no bad file was found, 1 when some were (so CI can gate on "
                "'pyimgdir scan --check DIR'), 2 for usage errors.\n\n"
-               "Example:\n  pyimgdir scan --check data/train\n  pyimgdir scan --json data/train > scan.json",
+               "Example:\n  pyimgdir scan --check data/train\n  pyimgdir scan --json data/train > scan.json\n"
+               "  pyimgdir scan data/train --manifest train.manifest",
         formatter_class=_Formatter,
     )
     _add_dataset_options(scan)
@@ -297,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--threads", type=int, default=None,
                       help="threads for decoding (default: one per core)")
     scan.add_argument("--max-listed", type=int, default=50, help="bad files listed in the table (default 50; --json lists all)")
+    scan.add_argument("--manifest", metavar="FILE", default=None,
+                      help="write DIR's index (files, order, classes) to FILE instead of reporting: "
+                           "image_dataset_from_directory(DIR, manifest=FILE) then reads it instead of walking "
+                           "DIR, on any host with the same tree (no image file is opened)")
     scan.set_defaults(func=cmd_scan, parser=scan)
 
     bench = sub.add_parser(

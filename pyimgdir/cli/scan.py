@@ -476,3 +476,30 @@ def format_report(r: Dict[str, Any], max_bad: int = 50, max_classes: int = 40) -
     if bad:
         lines.append('Fix or remove them, or load with on_error="skip" to leave them out.')
     return "\n".join(lines)
+
+
+def write_manifest_command(directory: str, out: str, spec, *, as_json: bool = False, progress: bool = True) -> int:
+    """``pyimgdir scan DIR --manifest FILE``: indexes DIR as the loader would with ``spec``
+    and writes the manifest; prints what it holds. Exit status 0, or 1 if it could not."""
+    import json as _json
+    import sys as _sys
+
+    from ..sources.manifest import ManifestError, scan_to_manifest
+
+    try:
+        header = scan_to_manifest(out, directory, labels_inferred=spec.labels == "inferred",
+                                  follow_links=spec.follow_links, formats=ALLOWLIST_FORMATS,
+                                  num_threads=spec.num_threads, verbose=progress and stderr_is_terminal())
+    except (OSError, ManifestError) as e:
+        print(f"pyimgdir scan: {e}", file=_sys.stderr)
+        return 1
+    summary = {"manifest": os.path.abspath(out), "directory": header["directory"], "files": header["files"],
+               "classes": len(header["class_folders"] or []), "bytes": os.path.getsize(out)}
+    if as_json:
+        print(_json.dumps(summary, indent=1))
+    else:
+        classes = f" in {summary['classes']} classes" if header["class_folders"] is not None else ""
+        print(f"Wrote {summary['manifest']}: {summary['files']} files{classes} of {summary['directory']} "
+              f"({summary['bytes']:,} bytes). Use it with image_dataset_from_directory({directory!r}, "
+              f"manifest={out!r}).")
+    return 0

@@ -94,6 +94,9 @@ def _check_options(c: dict) -> None:
         raise ValueError(f"`num_threads` must be a positive integer or None. Received: {num_threads}")
     if not is_int(prefetch) or prefetch < 1:
         raise ValueError(f"`prefetch` must be a positive integer. Received: {prefetch}")
+    manifest = c.get("manifest")
+    if manifest is not None and not isinstance(manifest, (str, os.PathLike)):
+        raise ValueError(f"`manifest` must be None or a file path. Received: manifest={manifest!r}")
     cache = c["cache"]
     if cache is not None and not (cache == "memory" or isinstance(cache, (str, os.PathLike))):
         raise ValueError(f'`cache` must be None, "memory" or a file path. Received: cache={cache!r}')
@@ -380,6 +383,7 @@ def resolve(c: dict) -> LoadSpec:
         bytes_in_flight=int(c["bytes_in_flight"]),
         request_timeout=float(c["request_timeout"]),
         retries=int(c["retries"]),
+        manifest=None if c.get("manifest") is None else os.fspath(c["manifest"]),
     )
 
 

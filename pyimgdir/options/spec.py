@@ -39,6 +39,7 @@ class LoadSpec:
     class_names: Optional[Tuple[str, ...]] = None
     follow_links: bool = False
     verbose: bool = True
+    manifest: Optional[str] = None  # an index written by `pyimgdir scan DIR --manifest FILE`, read instead of walking
     # -- order and split --------------------------------------------------------------------
     shuffle: bool = True
     seed: int = 0  # resolved: a random one is drawn when the call gives none

@@ -23,6 +23,7 @@ from ..options.keras_compat import print_msg
 from ..options.checks import check_class_names
 from ..options.urls import is_url
 from .local import walk_classes
+from .manifest import is_manifest, load_manifest
 from .remote import RemoteStore
 
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
@@ -143,14 +144,31 @@ def index_directory(
     verbose: bool = True,
     num_threads: int = 0,
     remote=None,
+    manifest=None,
 ) -> Index:
     """Lists the files of ``directory`` as Keras does, and prints Keras' "Found ..." line.
 
     A URL (``s3://``, ``gs://``, any fsspec protocol) is listed by its filesystem with the
     same rules (``remote``: a :class:`~pyimgdir.remote.RemoteOptions`); its file paths are
-    URLs."""
+    URLs.
+
+    ``manifest``: a file written by ``pyimgdir scan DIR --manifest FILE``, read instead of
+    walking (``directory`` may also be such a file); refused if the tree changed since."""
     inferred = isinstance(labels, str) and labels == "inferred"
     store = None
+    if manifest is None and not is_url(directory) and is_manifest(directory):
+        manifest, directory = directory, None
+    if manifest is not None:
+        if directory is not None and is_url(directory):
+            raise ValueError("`manifest` is for local folders; a URL directory is listed from its store.")
+        if not inferred and class_names is not None:
+            _check_class_names_not_inferred(labels)
+        file_index, subdirs, directory = load_manifest(
+            manifest, directory, labels_inferred=inferred, class_names=class_names, follow_links=follow_links,
+            formats=formats)
+        if inferred and class_names is not None:
+            subdirs = class_names
+        return _finish(directory, labels, inferred, subdirs, file_index, [], None, verbose)
     if is_url(directory):
         store = RemoteStore(directory, remote)
     elif _REMOTE.match(str(directory)):
@@ -179,6 +197,11 @@ def index_directory(
         file_index = _core.FileIndex.from_paths(
             itertools.chain.from_iterable(per_dir), np.repeat(np.arange(len(per_dir), dtype=np.int32), counts))
         del per_dir
+    return _finish(directory, labels, inferred, subdirs, file_index, unreadable, store, verbose)
+
+
+def _finish(directory, labels, inferred, subdirs, file_index, unreadable, store, verbose) -> Index:
+    """Labels and class names for the indexed files, and Keras' "Found ..." line."""
     files = _core.FileList(file_index)
     n_files = len(files)
 

@@ -32,12 +32,14 @@ class _ScanProgress:
             self.stream.flush()
 
 
-def walk_classes(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False):
+def walk_classes(directory, subdirs: Sequence[str], follow_links: bool, formats, num_threads: int, verbose: bool = False,
+                 relative: bool = False):
     """Every class folder's files in Keras' order, as one compact :class:`_core.FileIndex`
     (a file's top is its class folder's position in ``subdirs``); and the directories that
-    could not be listed."""
+    could not be listed. ``relative``: paths relative to ``directory`` (for a manifest)."""
     tops = [os.fspath(os.path.join(directory, s)) for s in subdirs]
-    prefixes = [os.fspath(os.path.join(directory, s, "")) for s in subdirs]
+    base = "" if relative else directory
+    prefixes = [os.fspath(os.path.join(base, s, "")) if (s or not relative) else "" for s in subdirs]
     progress = None
     if verbose and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
         progress = _ScanProgress()
