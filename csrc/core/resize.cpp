@@ -102,6 +102,26 @@ RowTaps row_taps(int w, int ow, int c, bool mirrored) {
     return r;
 }
 
+// Loops the compiler vectorises are compiled twice: PYIMGDIR_BODY marks the body (always
+// inlined), PYIMGDIR_TWO_VERSIONS(name, params, args) defines `name`, which runs the body
+// compiled for AVX2 when cpu_has_avx2() says so and the baseline (SSE2) build otherwise.
+// One run-time switch for these and the hand-written *_avx2 passes: PYIMGDIR_NO_AVX2=1 turns
+// both off, so the versions a CPU without AVX2 runs can be tested on any machine.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
+bool cpu_has_avx2();
+#define PYIMGDIR_BODY inline __attribute__((always_inline))
+#define PYIMGDIR_TWO_VERSIONS(name, params, args)                                              \
+    __attribute__((target("avx2"), noinline)) void name##_avx2_build params { name##_body args; } \
+    __attribute__((noinline)) void name params {                                              \
+        if (cpu_has_avx2()) return name##_avx2_build args;                                    \
+        name##_body args;                                                                     \
+    }
+#else
+#define PYIMGDIR_BODY inline
+#define PYIMGDIR_TWO_VERSIONS(name, params, args) \
+    void name params { name##_body args; }
+#endif
+
 template <int C>
 void bilinear_row_c(const uint8_t* __restrict s, const int32_t* __restrict lo,
                     const int32_t* __restrict hi, const float* __restrict t, float* __restrict out,
@@ -125,11 +145,8 @@ void bilinear_row_c(const uint8_t* __restrict s, const int32_t* __restrict lo,
 // output pixel one 4-lane load at each tap and the same three float operations. With 3
 // channels the fourth lane is the next pixel's first channel; the next store overwrites its
 // result, and the row buffer has one float of slack for the last pixel.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void bilinear_row_sse(const uint8_t* __restrict s, int len, const RowTaps& taps, int ow, int c,
-                      float* __restrict wide, float* __restrict out) {
+PYIMGDIR_BODY void bilinear_row_sse_body(const uint8_t* __restrict s, int len, const RowTaps& taps, int ow, int c,
+                                         float* __restrict wide, float* __restrict out) {
     for (int i = 0; i < len; ++i) wide[i] = static_cast<float>(s[i]);
     wide[len] = 0.0f;
     const int32_t* lo = taps.lo.data();
@@ -142,6 +159,10 @@ void bilinear_row_sse(const uint8_t* __restrict s, int len, const RowTaps& taps,
         _mm_storeu_ps(out + static_cast<size_t>(x) * c, _mm_add_ps(l, d));
     }
 }
+PYIMGDIR_TWO_VERSIONS(bilinear_row_sse,
+                      (const uint8_t* __restrict s, int len, const RowTaps& taps, int ow, int c,
+                       float* __restrict wide, float* __restrict out),
+                      (s, len, taps, ow, c, wide, out))
 #endif
 
 #ifdef PYIMGDIR_SSE_ROWS
@@ -169,10 +190,8 @@ inline void bilinear_row_bytes_tail(const uint8_t* __restrict s, const RowTaps& 
 // three float operations per value as TF. Pixels outside [direct_begin, direct_end) (whose
 // loads would leave the row) take the scalar loop: those before first, those after last, so
 // every spilled lane is overwritten.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow, int c, float* __restrict out) {
+PYIMGDIR_BODY void bilinear_row_bytes_body(const uint8_t* __restrict s, const RowTaps& taps, int ow, int c,
+                                           float* __restrict out) {
     const int32_t* lo = taps.lo.data();
     const float* t = taps.t_same0.data();
     const __m128i zero = _mm_setzero_si128();
@@ -192,6 +211,9 @@ void bilinear_row_bytes(const uint8_t* __restrict s, const RowTaps& taps, int ow
     }
     bilinear_row_bytes_tail(s, taps, taps.direct_end, ow, c, out);
 }
+PYIMGDIR_TWO_VERSIONS(bilinear_row_bytes,
+                      (const uint8_t* __restrict s, const RowTaps& taps, int ow, int c, float* __restrict out),
+                      (s, taps, ow, c, out))
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
@@ -229,7 +251,8 @@ __attribute__((target("avx2"))) void bilinear_row_bytes_avx2(const uint8_t* __re
     bilinear_row_bytes_tail(s, taps, x, ow, c, out);
 }
 
-// PYIMGDIR_NO_AVX2=1 forces the SSE2 passes (tests compare the two).
+// PYIMGDIR_NO_AVX2=1 forces the SSE2 passes and the baseline versions of the functions
+// PYIMGDIR_TWO_VERSIONS compiles twice (tests compare the two).
 bool cpu_has_avx2() {
     static const bool yes = [] {
         const char* off = std::getenv("PYIMGDIR_NO_AVX2");
@@ -262,23 +285,20 @@ void bilinear_row(const uint8_t* s, int w, const RowTaps& taps, int ow, int c, f
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void bilinear_lerp(const float* __restrict top, const float* __restrict bot, float t,
-                   float* __restrict out, int n) {
+PYIMGDIR_BODY void bilinear_lerp_body(const float* __restrict top, const float* __restrict bot, float t,
+                                      float* __restrict out, int n) {
     for (int j = 0; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
 }
+PYIMGDIR_TWO_VERSIONS(bilinear_lerp,
+                      (const float* __restrict top, const float* __restrict bot, float t, float* __restrict out, int n),
+                      (top, bot, t, out, n))
 
 #ifdef PYIMGDIR_SSE_ROWS
 // The same with non-temporal stores, for outputs too big to stay in cache until they are
 // read: writing around the cache saves reading each destination line first. The caller
 // issues _mm_sfence() after the last row.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void bilinear_lerp_stream(const float* __restrict top, const float* __restrict bot, float t,
-                          float* __restrict out, int n) {
+PYIMGDIR_BODY void bilinear_lerp_stream_body(const float* __restrict top, const float* __restrict bot, float t,
+                                             float* __restrict out, int n) {
     int j = 0;
     for (; j < n && (reinterpret_cast<uintptr_t>(out + j) & 15) != 0; ++j)
         out[j] = top[j] + (bot[j] - top[j]) * t;
@@ -290,13 +310,13 @@ void bilinear_lerp_stream(const float* __restrict top, const float* __restrict b
     }
     for (; j < n; ++j) out[j] = top[j] + (bot[j] - top[j]) * t;
 }
+PYIMGDIR_TWO_VERSIONS(bilinear_lerp_stream,
+                      (const float* __restrict top, const float* __restrict bot, float t, float* __restrict out, int n),
+                      (top, bot, t, out, n))
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(PYIMGDIR_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void bilinear_lerp_u8(const float* __restrict top, const float* __restrict bot, float t,
-                      uint8_t* __restrict out, int n) {
+PYIMGDIR_BODY void bilinear_lerp_u8_body(const float* __restrict top, const float* __restrict bot, float t,
+                                         uint8_t* __restrict out, int n) {
     int j = 0;
 #ifdef PYIMGDIR_SSE_ROWS
     // round_to_u8 16 values at a time (the compiler does not vectorise the conversion):
@@ -316,6 +336,9 @@ void bilinear_lerp_u8(const float* __restrict top, const float* __restrict bot, 
 #endif
     for (; j < n; ++j) out[j] = round_to_u8(top[j] + (bot[j] - top[j]) * t);
 }
+PYIMGDIR_TWO_VERSIONS(bilinear_lerp_u8,
+                      (const float* __restrict top, const float* __restrict bot, float t, uint8_t* __restrict out, int n),
+                      (top, bot, t, out, n))
 
 // Channels-first output: the vertical blend of one row, written as `c` plane rows (channel k
 // of pixel x to out[k * plane + x]) instead of interleaved. The same float operations per
