@@ -264,7 +264,7 @@ def test_bench_table_with_bad_files(bad_tree):
 def keras_runs(good_tree, tmp_path_factory):
     """The two commands that import TensorFlow, run side by side (each spends seconds importing)."""
     if not HAVE_TF:
-        pytest.skip("needs TensorFlow and Keras")
+        pytest.skip("missing module: " + next(m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None))
     sample = tmp_path_factory.mktemp("demo") / "sample"
     commands = {
         "bench": ["bench", good_tree, "--keras", "--json", "--epochs", "1", "--no-scaling", "--image-size", "16", "16"],

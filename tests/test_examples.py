@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs
 from pyimgdir.sample import make_sample
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_pytorch_loop_without_torch_skips_cleanly(runs):
     assert out.strip() == "PyTorch is not installed: skipping this example (pip install torch to run it)."
 
 
-@pytest.mark.skipif(not HAVE_TORCH, reason="PyTorch is not installed")
+@needs("torch")
 def test_pytorch_loop(runs):
     out = ok(runs["torch"])
     assert "Using 24 files for training." in out
@@ -91,7 +92,7 @@ def test_pytorch_loop(runs):
 
 
 @pytest.mark.tf
-@pytest.mark.skipif(not HAVE_TF, reason="needs TensorFlow and Keras")
+@needs("tensorflow", "keras")
 def test_train_keras(runs):
     out = ok(runs["keras"])
     assert "Using 24 files for training." in out and "Using 6 files for validation." in out
@@ -100,7 +101,7 @@ def test_train_keras(runs):
 
 
 @pytest.mark.tf
-@pytest.mark.skipif(not HAVE_TF, reason="needs TensorFlow and Keras")
+@needs("tensorflow", "keras")
 def test_tf_distribute(runs):
     out = ok(runs["distribute"])
     assert "replicas: 2" in out and "global batch 16" in out
@@ -108,7 +109,7 @@ def test_tf_distribute(runs):
     assert "final: accuracy" in out
 
 
-@pytest.mark.skipif(not HAVE_JAX_GRAIN, reason="needs JAX, Grain and Keras")
+@needs("jax", "grain", "keras")
 def test_train_jax_with_grain(runs):
     out = ok(runs["jax"])
     assert "backend: jax" in out

@@ -41,7 +41,7 @@ def small_tree(tmp_path_factory):
 def run_backend(backend: str, directory: Path) -> dict:
     for mod in {"jax": ["jax"], "torch": ["torch"]}[backend] + ["grain", "keras"]:
         if importlib.util.find_spec(mod) is None:
-            pytest.skip(f"{mod} is not installed")
+            pytest.skip(f"missing module: {mod}")
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     proc = subprocess.run([sys.executable, str(HERE / "grain_backend_check.py"), str(directory)],
