@@ -31,6 +31,7 @@ def _isolate_environment() -> None:
     os.makedirs(env["KERAS_HOME"])
     env.pop("KERAS_BACKEND", None)
     env.pop("TF_CONFIG", None)  # a cluster spec would turn on multi-worker strategies
+    env.pop("PYIMGDIR_JPEG_CHECKPOINT_MB", None)  # the tests that need a cap set it themselves
     # AWS and Google Cloud: nothing of the user's (keys, profiles, endpoints, regions, config
     # files) reaches the clients; the tests' servers take any key.
     for k in list(env):
