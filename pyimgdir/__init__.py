@@ -74,6 +74,10 @@ def __getattr__(name):
         from .outputs import grain_data
 
         return getattr(grain_data, name)
+    if name == "ray_dataset":  # Ray Data is optional: imported when the function runs
+        from .outputs.ray_data import ray_dataset
+
+        return ray_dataset
     raise AttributeError(f"module 'pyimgdir' has no attribute {name!r}")
 
 __all__ = [
@@ -88,5 +92,6 @@ __all__ = [
     "TorchDataset",
     "UnreadableDirectoryWarning",
     "validate_files",
+    "ray_dataset",
     "__version__",
 ]
