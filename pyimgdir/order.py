@@ -36,10 +36,14 @@ def split(indices: np.ndarray, validation_split, subset: str) -> np.ndarray:
     raise ValueError('`subset` must be either "training" ' f'or "validation", received: {subset}')
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """A uniformly random permutation of range(n) determined by (seed, epoch)."""
+def epoch_permutation(n: int, seed: int, epoch: int, dtype=np.int64) -> np.ndarray:
+    """A uniformly random permutation of range(n) determined by (seed, epoch). ``dtype``
+    (np.uint32 when n < 2**32: half the memory) changes the type, not the values: the
+    shuffle's draws depend only on n."""
     ss = np.random.SeedSequence([int(seed) & SEED_MASK, int(epoch), 0x7079696D])
-    return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64, copy=False)
+    perm = np.arange(n, dtype=dtype)
+    np.random.Generator(np.random.PCG64(ss)).shuffle(perm)
+    return perm
 
 
 def shard_size(n: int, count: int, remainder: str) -> int:

@@ -114,6 +114,39 @@ MULTI_WORKER = COMMON + textwrap.dedent(
 )
 
 
+UNSHARDED = COMMON + textwrap.dedent(
+    """
+    # model.fit(ds) under MultiWorkerMirroredStrategy distributes an unsharded dataset with
+    # experimental_distribute_dataset: each worker reads and decodes every file and keeps its
+    # share. pyimgdir warns at the first batch, naming the cost and the recipe; a dataset
+    # made per worker with input_context (the recipe) decodes only its share, silently.
+    import warnings
+    root, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    info = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = pyimgdir.image_dataset_from_directory(root, image_size=(16, 16), batch_size=8, seed=3, verbose=False)
+        dist = strategy.experimental_distribute_dataset(ds)
+        next(iter(dist))
+        info["unsharded"] = [(w.category.__name__, str(w.message)) for w in caught
+                             if w.category.__name__ == "MultiWorkerDecodeWarning"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        def dataset_fn(ctx):
+            return pyimgdir.image_dataset_from_directory(
+                root, image_size=(16, 16), seed=3, verbose=False, format="tf",
+                batch_size=ctx.get_per_replica_batch_size(8), input_context=ctx)
+
+        dist = strategy.distribute_datasets_from_function(dataset_fn)
+        next(iter(dist))
+        info["sharded"] = [str(w.message) for w in caught if w.category.__name__ == "MultiWorkerDecodeWarning"]
+    json.dump(info, open(out, "w"))
+    """
+)
+
+
 def free_ports(k):
     """k ports free on 127.0.0.1 a moment ago. TensorFlow's gRPC servers bind the ports named
     in TF_CONFIG themselves and refuse to share them (no SO_REUSEPORT), so they cannot be held
@@ -184,3 +217,21 @@ def test_multi_worker_mirrored_two_processes(tree, tmp_path):
     assert not set(a) & set(b)  # disjoint
     assert set(a) | set(b) == set(range(N))  # together every file (N is a multiple of 2)
     assert all(len(r["loss"]) == r["batches"] and np.isfinite(r["loss"]).all() for r in results)
+
+
+def test_multi_worker_unsharded_dataset_warns(tree, tmp_path):
+    script = tmp_path / "unsharded.py"
+    script.write_text(UNSHARDED)
+    for attempt in range(3):
+        codes, errs = run_workers(script, tree, tmp_path)
+        if codes == [0, 0] or not any("Could not start gRPC server" in e or "Address already in use" in e
+                                      for e in errs):
+            break
+    assert codes == [0, 0], "\n".join(e[-3000:] for e in errs)
+    for i in range(2):
+        r = json.loads((tmp_path / f"worker{i}.json").read_text())
+        assert len(r["unsharded"]) == 1, r  # once, at the first batch
+        text = r["unsharded"][0][1]
+        assert "2 workers" in text and "2x the decoding" in text
+        assert "distribute_datasets_from_function" in text and "input_context=ctx" in text
+        assert r["sharded"] == []

@@ -195,12 +195,13 @@ class BatchSource:
         """File indices of this shard's epoch, in order (the same on every worker)."""
         n = len(self.files)
         if self.shuffle and self.permutation is not None:
-            full = self.permutation.astype(np.int64)
+            full = self.permutation
         elif self.shuffle:
-            full = epoch_permutation(n, self.seed, epoch)
+            # 32-bit while whole (every shard computes all of it), widened once sliced
+            full = epoch_permutation(n, self.seed, epoch, np.uint32 if n < 2**32 else np.int64)
         else:
             full = np.arange(n, dtype=np.int64)
-        return shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder)
+        return shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder).astype(np.int64)
 
     def _note_failures(self, failures) -> None:
         for _, _, path, reason in failures:

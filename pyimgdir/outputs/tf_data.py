@@ -7,9 +7,39 @@ iteration of the dataset is a new epoch of the underlying source.
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
+
 import numpy as np
 
 from ..batches.source import BatchSource
+
+
+class MultiWorkerDecodeWarning(UserWarning):
+    """An unsharded dataset in a multi-worker job: every worker decodes every file."""
+
+
+def _cluster_workers() -> int:
+    """Workers (chief included) that TF_CONFIG describes; 0 without one."""
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster") or {}
+        return sum(len(cluster.get(kind) or []) for kind in ("chief", "worker"))
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
+def multi_worker_message(workers: int) -> str:
+    return (
+        f"This dataset is not sharded, but TF_CONFIG describes {workers} workers. Under "
+        "MultiWorkerMirroredStrategy, model.fit(ds) and strategy.experimental_distribute_dataset(ds) "
+        "give each worker its share of the batches only after every worker has read and decoded "
+        f"every file: {workers}x the decoding of the whole job, the same wall time per epoch as one "
+        "worker. Make each worker's dataset itself instead, so it decodes only its share: "
+        "strategy.distribute_datasets_from_function(lambda ctx: pyimgdir.image_dataset_from_directory("
+        "directory, batch_size=ctx.get_per_replica_batch_size(global_batch_size), input_context=ctx, "
+        "seed=SEED, ...)) with the same seed on every worker."
+    )
 
 
 def _tf():
@@ -35,7 +65,19 @@ def to_tf_dataset(source: BatchSource, class_names, file_paths):
     else:
         signature = images
 
-    ds = tf.data.Dataset.from_generator(source.iter_epoch, output_signature=signature)
+    warned = []
+
+    def epochs():
+        # Checked when the first batch is asked for: that is when a distributed dataset
+        # starts reading on every worker.
+        if not warned and source.shard_count == 1:
+            warned.append(True)
+            workers = _cluster_workers()
+            if workers > 1:
+                warnings.warn(multi_worker_message(workers), MultiWorkerDecodeWarning, stacklevel=2)
+        yield from source.iter_epoch()
+
+    ds = tf.data.Dataset.from_generator(epochs, output_signature=signature)
     # With on_error="skip"/"warn", a file failing during iteration shortens the epoch, so the
     # number of batches is only known when validate=True has removed bad files beforehand.
     # A dataset resumed mid-epoch has a shorter first epoch: its length is not fixed either.
