@@ -660,7 +660,7 @@ kw = dict(image_size=(8, 8), batch_size=2, shuffle=False, verbose=False, format=
 out = {}
 ds = pyimgdir.image_dataset_from_directory(root, on_error="skip", **kw)
 out["delivered"] = sum(len(x) for x, _ in ds)
-out["file_paths"] = ds.file_paths
+out["file_paths"] = list(ds.file_paths)  # a read-only sequence, not a list
 out["class_names"] = ds.class_names
 out["skipped"] = [list(f) for f in ds.skipped_files]
 try:
