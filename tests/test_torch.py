@@ -77,30 +77,30 @@ def test_dataloader_workers_cover_the_epoch(tree, workers):
 
 
 def test_workers_split_the_cores(tree, tmp_path, monkeypatch):
-    # Each DataLoader worker builds its own loader; unless num_threads is given, it gets
-    # cores // num_workers threads (recorded here by wrapping the dataset call the workers make).
-    import pyimgdir.api as api
+    # Each DataLoader worker runs its own loader; unless num_threads is given, it gets
+    # cores // num_workers threads (recorded here, in each process, by wrapping the batch
+    # source's epoch, which every worker iterates).
+    from pyimgdir.batches.source import BatchSource
 
-    real = api.image_dataset_from_directory
+    real = BatchSource.iter_epoch
 
-    def recording(*a, **kw):
+    def recording(self, *a, **kw):
         info = torch.utils.data.get_worker_info()
-        (tmp_path / f"{os.getpid()}.txt").write_text(f"{info.num_workers if info else 0} {kw.get('num_threads')}")
-        return real(*a, **kw)
+        (tmp_path / f"{os.getpid()}.txt").write_text(f"{info.num_workers if info else 0} {self.spec.num_threads}")
+        return real(self, *a, **kw)
 
-    monkeypatch.setattr(api, "image_dataset_from_directory", recording)
+    monkeypatch.setattr(BatchSource, "iter_epoch", recording)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     ds = pyimgdir.TorchDataset(tree, **args())
     assert set(ids(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=3))) == set(range(N))
     seen = sorted(p.read_text() for p in tmp_path.glob("*.txt"))
-    assert sorted(set(seen)) == ["0 None", "3 2"]  # parent: pyimgdir's default; each of 3 workers: 8 // 3
-    assert seen.count("3 2") == 3
+    assert seen == ["3 2"] * 3  # each of 3 workers: 8 // 3
 
     for p in tmp_path.glob("*.txt"):
         p.unlink()
     ds = pyimgdir.TorchDataset(tree, **args(num_threads=1))
     ids(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2))
-    assert {p.read_text() for p in tmp_path.glob("*.txt")} == {"0 1", "2 1"}  # given: kept as it is
+    assert sorted(p.read_text() for p in tmp_path.glob("*.txt")) == ["2 1"] * 2  # given: kept as it is
 
 
 def test_threads_per_worker():
