@@ -147,19 +147,22 @@ def test_streaming_split_covers_each_file_once(cluster, tree):
     ds = pyimgdir.ray_dataset(tree, include_paths=True, image_size=SIZE, seed=4, rows_per_block=2,
                               verbose=False, dtype="uint8")
     splits = ds.streaming_split(2)
-    seen = [[], []]
+    seen = [[[], []], [[], []]]  # [epoch][split]
 
     def consume(i):
-        for batch in splits[i].iter_batches(batch_size=3, batch_format="numpy"):
-            seen[i] += list(batch["path"])
+        for epoch in range(2):  # each iteration of a split is the next epoch
+            for batch in splits[i].iter_batches(batch_size=3, batch_format="numpy"):
+                seen[epoch][i] += list(batch["path"])
 
     threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert seen[0] and seen[1]
-    assert sorted(seen[0] + seen[1]) == sorted(ds.file_paths)
+    for epoch in range(2):
+        assert seen[epoch][0] and seen[epoch][1]
+        assert sorted(seen[epoch][0] + seen[epoch][1]) == sorted(ds.file_paths)
+    assert seen[0] != seen[1]
 
 
 def test_skip_reports_bad_files(cluster, tree, tmp_path):
@@ -178,7 +181,7 @@ def test_skip_reports_bad_files(cluster, tree, tmp_path):
     want_x, want_y, _, _ = numpy_epoch(root, 0, image_size=SIZE, seed=9, on_error="skip")
     np.testing.assert_array_equal(images, want_x)
     np.testing.assert_array_equal(labels, want_y)
-    with pytest.raises(Exception, match="img_99.jpg"):
+    with pytest.raises(pyimgdir.ImageLoadError, match="img_99.jpg"):
         rows_of(pyimgdir.ray_dataset(root, include_paths=True, image_size=SIZE, seed=9, verbose=False))
     # validate=True finds it while building: listed at once, never read by a task
     checked = pyimgdir.ray_dataset(root, include_paths=True, image_size=SIZE, seed=9, on_error="skip",

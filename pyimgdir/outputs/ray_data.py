@@ -1,5 +1,6 @@
-"""Ray Data exposure: a ``ray.data.Dataset`` of ``image``, ``label`` and ``path`` rows whose
-read tasks decode with pyimgdir's C++ core (Ray is imported here only, when used).
+"""Ray Data exposure: a ``ray.data.Dataset`` of ``image`` and ``label`` rows (and ``path``
+when asked) whose read tasks decode with pyimgdir's C++ core (Ray is imported here only,
+when used).
 
 The driver resolves the call exactly as ``image_dataset_from_directory(format="numpy")``
 does (checks, index, Keras' shuffle and split, one :class:`LoadSpec`). A ``Datasource``
@@ -55,8 +56,8 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
     Rows have the columns ``image`` (``(H, W, C)``, the dtype and pixels
     ``format="numpy"`` gives for the same arguments), ``label`` (as ``label_mode`` says;
     absent with ``labels=None`` or ``label_mode=None``) and, with ``include_paths=True``,
-    ``path`` (the file, as in ``file_paths``). The keyword arguments of :func:`pyimgdir.image_dataset_from_directory`
-    mean the same here (``image_size``, ``color_mode``, ``labels``, ``label_mode``,
+    ``path`` (the file, as in ``file_paths``). The keyword arguments of
+    :func:`pyimgdir.image_dataset_from_directory` mean the same here (``image_size``, ``color_mode``, ``labels``, ``label_mode``,
     ``class_names``, ``shuffle``, ``seed``, ``validation_split``/``subset``,
     ``interpolation``, ``crop_to_aspect_ratio``, ``pad_to_aspect_ratio``, ``dtype``,
     ``random_resized_crop``, ``random_flip``, ``on_error``, ``jpeg_downscale``, ``decoder``,
@@ -101,6 +102,9 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
         raise ValueError(f"num_cpus must be positive, got {num_cpus!r}")
     if epoch is not None and int(epoch) < 0:
         raise ValueError(f"epoch must be a non-negative integer or None, got {epoch!r}")
+    if isinstance(directory, str) and directory.lower().startswith("memory://"):
+        raise ValueError("ray_dataset cannot read memory:// directories: their files live in this "
+                         "process only, and Ray's read tasks run in other processes.")
     from ..api import image_dataset_from_directory
 
     built = image_dataset_from_directory(directory, format="numpy", batch_size=int(rows_per_block), **kwargs)
@@ -129,9 +133,8 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
 
 
 def _task_count(num_files: int, rows_per_block: int, cpus: int) -> int:
-    """Read tasks for one epoch: about four per CPU of the cluster, so the last ones are
-    short, with whole blocks, between 1 and 16 blocks a task (each task deserializes the
-    index once)."""
+    """Read tasks for one epoch: about four per CPU of the cluster (so the CPUs finish
+    together), whole blocks each, at most 16 (so a large dataset streams in many tasks)."""
     blocks = max(1, -(-num_files // rows_per_block))
     per_task = min(16, max(1, round(blocks / (4 * cpus))))
     return max(1, -(-blocks // per_task))
@@ -169,9 +172,6 @@ class _SkipReport:
 
     def __repr__(self) -> str:
         return repr(self._files())
-
-    def __getstate__(self):
-        return {"_validated": self._validated, "actor": self.actor}
 
 
 class _SkipLog:
