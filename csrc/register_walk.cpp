@@ -213,6 +213,20 @@ void register_walk(py::module_& m) {
              })
         .def_property_readonly("index", [](const FileList& l) { return std::const_pointer_cast<FileIndex>(l.index_ptr()); })
         .def_property_readonly("memory_bytes", &FileList::memory_bytes)
+        .def(
+            "write_mapped",
+            [](const FileList& l, const py::object& path) {
+                const std::string p = fs_path(path);
+                without_gil([&] { l.write_mapped(p); });
+            },
+            py::arg("path"))
+        .def_static(
+            "map_file",
+            [](const py::object& path) {
+                const std::string p = fs_path(path);
+                return without_gil([&] { return FileList::map_file(p); });
+            },
+            py::arg("path"))
         .def(py::pickle(
             [](const FileList& l) {
                 py::object rows = py::none();

@@ -160,3 +160,59 @@ def test_grain_dataset_pickles_compact_index(tree):
     src = pickle.loads(pickle.dumps(ds._source))
     assert src.file_paths == ds.file_paths
     assert np.array_equal(src.epoch_order(0), ds._source.epoch_order(0))
+
+
+def test_mapped_file_list_round_trips(tmp_path):
+    paths = [f"r/c{c}/s{s}/img_{i}.jpg" for c in range(3) for s in range(2) for i in range(5)]
+    idx = _core.FileIndex.from_paths(paths, [int(p[3]) for p in paths])
+    for rows in (None, np.array([5, 0, 29, 3])):
+        fl = _core.FileList(idx) if rows is None else _core.FileList(idx, rows)
+        fl.write_mapped(tmp_path / "m")
+        back = _core.FileList.map_file(tmp_path / "m")
+        assert back.paths(0, len(back)) == fl.paths(0, len(fl))
+        assert back.index.file_tops().tolist() == idx.file_tops().tolist()
+    data = (tmp_path / "m").read_bytes()
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # damaged files are refused or read as other names, never a crash
+        d = bytearray(data)
+        d[int(rng.integers(len(d)))] ^= 0xFF
+        (tmp_path / "bad").write_bytes(bytes(d))
+        try:
+            z = _core.FileList.map_file(tmp_path / "bad")
+            z.paths(0, len(z))
+        except ValueError:
+            pass
+
+
+@pytest.mark.parametrize("fmt", ["numpy", pytest.param("grain", marks=needs("grain"))])
+def test_large_lists_pickle_as_shared_files(tree, fmt, monkeypatch):
+    from pyimgdir.batches import source as source_module
+
+    monkeypatch.setattr(source_module, "_SHARE_AT", 0)  # every list counts as large
+    ds = _ds(tree, seed=3, format=fmt)
+    blob = pickle.dumps(ds._source)
+    src = pickle.loads(blob)
+    assert src.file_paths == ds.file_paths
+    assert np.array_equal(src.epoch_order(1), ds._source.epoch_order(1))
+    assert np.array_equal(src.labels.raw, ds._source.labels.raw)
+    a = [(x.copy(), y.copy()) for x, y in src.iter_epoch(0)]
+    b = [(x.copy(), y.copy()) for x, y in ds._source.iter_epoch(0)]
+    assert all(np.array_equal(x1, x2) and np.array_equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    where = ds._source._shared.dir
+    assert os.path.isdir(where) and len(blob) < 2000
+    del ds, src
+    import gc
+
+    gc.collect()
+    assert not os.path.exists(where)  # removed with the dataset that wrote it
+
+
+def test_shared_files_from_another_machine_refused(tree, monkeypatch):
+    from pyimgdir.batches import source as source_module
+
+    monkeypatch.setattr(source_module, "_SHARE_AT", 0)
+    ds = _ds(tree, seed=3)
+    blob = pickle.dumps(ds._source)
+    monkeypatch.setattr(source_module, "_boot_id", lambda: "another-machine")
+    with pytest.raises(RuntimeError, match="same machine"):
+        pickle.loads(blob)

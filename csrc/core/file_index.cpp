@@ -5,6 +5,12 @@
 #include <limits>
 #include <stdexcept>
 
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace pyimgdir {
 namespace {
 
@@ -75,6 +81,7 @@ void FileIndex::add_name(std::string_view name) {
         name_off_.push_back(static_cast<uint32_t>(rel));
     }
     arena_.append(name.data(), name.size());
+    sync();
 }
 
 void FileIndex::add_path(std::string_view path, int32_t top) {
@@ -99,6 +106,7 @@ void FileIndex::shrink_to_fit() {
     folder_base_.shrink_to_fit();
     name_off_.shrink_to_fit();
     arena_.shrink_to_fit();
+    sync();
 }
 
 size_t FileIndex::folder_of(size_t i) const {
@@ -109,21 +117,28 @@ size_t FileIndex::folder_of(size_t i) const {
 
 size_t FileIndex::name_end(size_t i, size_t f) const {
     if (f + 1 < folders_.size() && i + 1 == folder_first_[f + 1]) return folder_base_[f + 1];
-    if (i + 1 == size()) return arena_.size();
-    return folder_base_[f] + name_off_[i + 1];
+    if (i + 1 == size()) return names_size_;
+    return folder_base_[f] + off_[i + 1];
 }
 
 std::string_view FileIndex::name(size_t i) const {
     const size_t f = folder_of(i);
-    const size_t start = folder_base_[f] + name_off_[i];
-    return std::string_view(arena_).substr(start, name_end(i, f) - start);
+    const size_t start = folder_base_[f] + off_[i];
+    return std::string_view(names_ + start, name_end(i, f) - start);
 }
 
 void FileIndex::append_path(size_t i, std::string& out) const {
     const size_t f = folder_of(i);
-    const size_t start = folder_base_[f] + name_off_[i];
+    const size_t start = folder_base_[f] + off_[i];
     out += folders_[f];
-    out.append(arena_, start, name_end(i, f) - start);
+    out.append(names_ + start, name_end(i, f) - start);
+}
+
+void FileIndex::sync() {
+    off_ = name_off_.data();
+    names_ = arena_.data();
+    n_ = name_off_.size();
+    names_size_ = arena_.size();
 }
 
 std::string FileIndex::path(size_t i) const {
@@ -157,7 +172,7 @@ size_t FileIndex::memory_bytes() const {
 // prefix; per file: name length; then the names back to back.
 std::string FileIndex::to_bytes() const {
     std::string out(kMagic, sizeof(kMagic));
-    out.reserve(sizeof(kMagic) + arena_.size() + size() + folders_.size() * 24);
+    out.reserve(sizeof(kMagic) + names_size_ + size() + folders_.size() * 24);
     put_varint(out, size());
     put_varint(out, folders_.size());
     for (size_t f = 0; f < folders_.size(); ++f) {
@@ -170,7 +185,7 @@ std::string FileIndex::to_bytes() const {
     for (size_t f = 0; f < folders_.size(); ++f) {
         const uint64_t end = f + 1 < folders_.size() ? folder_first_[f + 1] : size();
         for (uint64_t i = folder_first_[f]; i < end; ++i) {
-            const size_t start = folder_base_[f] + name_off_[i];
+            const size_t start = folder_base_[f] + off_[i];
             put_varint(out, name_end(i, f) - start);
         }
     }
@@ -178,7 +193,7 @@ std::string FileIndex::to_bytes() const {
         const uint64_t end = f + 1 < folders_.size() ? folder_first_[f + 1] : size();
         const size_t from = folder_base_[f];
         const size_t to = end ? name_end(end - 1, f) : from;
-        out.append(arena_, from, to - from);
+        out.append(names_ + from, to - from);
     }
     return out;
 }
@@ -236,11 +251,22 @@ std::shared_ptr<FileIndex> FileIndex::from_bytes(std::string_view data, std::str
     return idx;
 }
 
+namespace {
+
+std::shared_ptr<const uint32_t> share_rows(std::vector<uint32_t> rows) {
+    auto holder = std::make_shared<const std::vector<uint32_t>>(std::move(rows));
+    return std::shared_ptr<const uint32_t>(holder, holder->data());
+}
+
+}  // namespace
+
 FileList::FileList(std::shared_ptr<const FileIndex> index, std::vector<uint32_t> rows) : index_(std::move(index)) {
     const size_t n = index_->size();
     for (uint32_t r : rows)
         if (r >= n) throw std::out_of_range("row outside the file index");
-    rows_ = std::make_shared<const std::vector<uint32_t>>(std::move(rows));
+    nrows_ = rows.size();
+    rows_ = share_rows(std::move(rows));
+    owned_rows_ = true;
 }
 
 FileList FileList::select(const std::vector<int64_t>& positions) const {
@@ -252,7 +278,162 @@ FileList FileList::select(const std::vector<int64_t>& positions) const {
         rows[k] = row(static_cast<size_t>(p));
     }
     FileList out(index_);
-    out.rows_ = std::make_shared<const std::vector<uint32_t>>(std::move(rows));
+    out.nrows_ = rows.size();
+    out.rows_ = share_rows(std::move(rows));
+    out.owned_rows_ = true;
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Mapped files. Layout (little-endian, 8-byte aligned sections):
+//   magic; u64 files, runs, name bytes, table bytes, rows (kAllRows: every row)
+//   table: per run, varints: files, top + 1, name base, prefix length; then the prefix
+//   u32 name offsets [files]; u32 rows [rows]; names
+
+namespace {
+
+constexpr char kMappedMagic[8] = {'P', 'Y', 'I', 'D', 'X', 'M', '1', '\0'};
+constexpr uint64_t kAllRows = ~uint64_t(0);
+
+size_t pad8(size_t n) { return (n + 7) & ~size_t(7); }
+
+void put_u64(std::string& out, uint64_t v) {
+    for (int k = 0; k < 8; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+}
+
+uint64_t get_u64(const char* p) {
+    uint64_t v = 0;
+    for (int k = 0; k < 8; ++k) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[k])) << (8 * k);
+    return v;
+}
+
+struct Mapping {
+    void* addr = nullptr;
+    size_t size = 0;
+    ~Mapping() {
+        if (addr) ::munmap(addr, size);
+    }
+};
+
+}  // namespace
+
+void FileList::write_mapped(const std::string& path) const {
+    const FileIndex& x = *index_;
+    std::string table;
+    for (size_t f = 0; f < x.folders_.size(); ++f) {
+        const uint64_t end = f + 1 < x.folders_.size() ? x.folder_first_[f + 1] : x.size();
+        put_varint(table, end - x.folder_first_[f]);
+        put_varint(table, static_cast<uint64_t>(static_cast<int64_t>(x.folder_top_[f]) + 1));
+        put_varint(table, x.folder_base_[f]);
+        put_varint(table, x.folders_[f].size());
+        table += x.folders_[f];
+    }
+    std::string head(kMappedMagic, sizeof(kMappedMagic));
+    put_u64(head, x.size());
+    put_u64(head, x.folders_.size());
+    put_u64(head, x.names_size_);
+    put_u64(head, table.size());
+    put_u64(head, rows_ ? nrows_ : kAllRows);
+    head += table;
+    head.resize(pad8(head.size()), '\0');
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    auto write_all = [&](const void* data, size_t n) {
+        const char* p = static_cast<const char*>(data);
+        while (n > 0) {
+            const ssize_t w = ::write(fd, p, n);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                const std::string why = std::strerror(errno);
+                ::close(fd);
+                throw std::runtime_error(path + ": " + why);
+            }
+            p += w;
+            n -= static_cast<size_t>(w);
+        }
+    };
+    static const char zeros[8] = {};
+    write_all(head.data(), head.size());
+    write_all(x.off_, x.size() * sizeof(uint32_t));
+    write_all(zeros, pad8(x.size() * 4) - x.size() * 4);
+    if (rows_) {
+        write_all(rows_.get(), nrows_ * sizeof(uint32_t));
+        write_all(zeros, pad8(nrows_ * 4) - nrows_ * 4);
+    }
+    write_all(x.names_, x.names_size_);
+    if (::close(fd) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+}
+
+FileList FileList::map_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        ::close(fd);
+        throw std::runtime_error(path + ": " + std::strerror(errno));
+    }
+    auto m = std::make_shared<Mapping>();
+    m->size = static_cast<size_t>(st.st_size);
+    if (m->size > 0) {
+        m->addr = ::mmap(nullptr, m->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m->addr == MAP_FAILED) {
+            m->addr = nullptr;
+            ::close(fd);
+            throw std::runtime_error(path + ": " + std::strerror(errno));
+        }
+    }
+    ::close(fd);
+    const char* base = static_cast<const char*>(m->addr);
+    const size_t size = m->size;
+    constexpr size_t kHead = sizeof(kMappedMagic) + 5 * 8;
+    if (size < kHead || std::memcmp(base, kMappedMagic, sizeof(kMappedMagic)) != 0) Reader::bad("wrong header");
+    const char* h = base + sizeof(kMappedMagic);
+    const uint64_t n = get_u64(h), runs = get_u64(h + 8), names = get_u64(h + 16), table = get_u64(h + 24),
+                   nrows = get_u64(h + 32);
+    if (n > kMaxFiles || runs > size || names > size || table > size - kHead || (n > 0 && runs == 0) ||
+        (nrows != kAllRows && nrows > size / 4))
+        Reader::bad("bad counts");
+    const size_t off_at = pad8(kHead + static_cast<size_t>(table));
+    const size_t rows_at = off_at + pad8(static_cast<size_t>(n) * 4);
+    const size_t names_at = rows_at + (nrows == kAllRows ? 0 : pad8(static_cast<size_t>(nrows) * 4));
+    if (names_at > size || size - names_at != names) Reader::bad("bad sizes");
+    auto idx = std::make_shared<FileIndex>();
+    Reader r{std::string_view(base + kHead, static_cast<size_t>(table)), 0};
+    const auto* offs = reinterpret_cast<const uint32_t*>(base + off_at);
+    // Every name starts at or after the one before it and inside the names section, so
+    // each name (up to the next one's start) is a valid slice.
+    uint64_t first = 0, last_start = 0;
+    for (uint64_t f = 0; f < runs; ++f) {
+        const uint64_t files = r.varint(), top = r.varint(), run_base = r.varint();
+        const std::string_view prefix = r.bytes(r.varint());
+        if (files == 0 || files > n - first || top > static_cast<uint64_t>(INT32_MAX) + 1 ||
+            run_base < last_start || run_base > names)
+            Reader::bad("bad folder table");
+        for (uint64_t i = first; i < first + files; ++i) {
+            const uint64_t start = run_base + offs[i];
+            if (start < last_start || start > names) Reader::bad("bad name offsets");
+            last_start = start;
+        }
+        idx->folders_.emplace_back(prefix);
+        idx->folder_top_.push_back(static_cast<int32_t>(static_cast<int64_t>(top) - 1));
+        idx->folder_first_.push_back(first);
+        idx->folder_base_.push_back(run_base);
+        first += files;
+    }
+    if (r.pos != r.data.size() || first != n) Reader::bad("bad folder table");
+    idx->off_ = offs;
+    idx->names_ = base + names_at;
+    idx->n_ = static_cast<size_t>(n);
+    idx->names_size_ = static_cast<size_t>(names);
+    idx->mapping_ = m;
+    FileList out{std::shared_ptr<const FileIndex>(idx)};
+    if (nrows != kAllRows) {
+        const auto* rows = reinterpret_cast<const uint32_t*>(base + rows_at);
+        for (uint64_t k = 0; k < nrows; ++k)
+            if (rows[k] >= n) Reader::bad("row outside the index");
+        out.rows_ = std::shared_ptr<const uint32_t>(m, rows);
+        out.nrows_ = static_cast<size_t>(nrows);
+    }
     return out;
 }
 

@@ -25,7 +25,7 @@ class FileIndex {
     void add_path(std::string_view path, int32_t top);
     void shrink_to_fit();
 
-    size_t size() const { return name_off_.size(); }
+    size_t size() const { return n_; }
     size_t num_folders() const { return folders_.size(); }
     std::string path(size_t i) const;
     void append_path(size_t i, std::string& out) const;
@@ -46,7 +46,9 @@ class FileIndex {
     static std::shared_ptr<FileIndex> from_bytes(std::string_view data, std::string_view prefix = {});
 
   private:
+    friend class FileList;
     size_t name_end(size_t i, size_t f) const;
+    void sync();  // points the views at the owned storage
 
     std::vector<std::string> folders_;   // path prefix of each run
     std::vector<int32_t> folder_top_;    // class folder of each run
@@ -54,6 +56,11 @@ class FileIndex {
     std::vector<uint64_t> folder_base_;  // arena offset of each run's first name
     std::vector<uint32_t> name_off_;     // each name's start, relative to its run's base
     std::string arena_;                  // every name, back to back
+    // What readers use: the two above, or the same tables in a mapped file.
+    const uint32_t* off_ = nullptr;
+    const char* names_ = nullptr;
+    size_t n_ = 0, names_size_ = 0;
+    std::shared_ptr<const void> mapping_;  // keeps a mapped file's pages alive
 };
 
 // Rows of an index, in a given order (or all of them, in index order).
@@ -64,19 +71,28 @@ class FileList {
     // Throws std::out_of_range for a row outside the index.
     FileList(std::shared_ptr<const FileIndex> index, std::vector<uint32_t> rows);
 
-    size_t size() const { return rows_ ? rows_->size() : index_->size(); }
-    uint32_t row(size_t i) const { return rows_ ? (*rows_)[i] : static_cast<uint32_t>(i); }
+    size_t size() const { return rows_ ? nrows_ : index_->size(); }
+    uint32_t row(size_t i) const { return rows_ ? rows_.get()[i] : static_cast<uint32_t>(i); }
     std::string path(size_t i) const { return index_->path(row(i)); }
     const FileIndex& index() const { return *index_; }
     const std::shared_ptr<const FileIndex>& index_ptr() const { return index_; }
     bool all_rows() const { return !rows_; }
     // The files at `positions` of this list, in that order (same index, rows composed).
     FileList select(const std::vector<int64_t>& positions) const;
-    size_t memory_bytes() const { return rows_ ? rows_->capacity() * sizeof(uint32_t) : 0; }
+    // Bytes this list holds itself (its rows; not its index's, not a mapped file's).
+    size_t memory_bytes() const { return owned_rows_ ? nrows_ * sizeof(uint32_t) : 0; }
+
+    // Writes the index and the rows to `path` in a layout read in place: processes that
+    // map it (map_file) share its pages instead of each holding a copy.
+    void write_mapped(const std::string& path) const;
+    // Throws std::invalid_argument (not such a file, damaged) or std::runtime_error (I/O).
+    static FileList map_file(const std::string& path);
 
   private:
     std::shared_ptr<const FileIndex> index_;
-    std::shared_ptr<const std::vector<uint32_t>> rows_;  // null: every row, in order
+    std::shared_ptr<const uint32_t> rows_;  // null: every row, in order
+    size_t nrows_ = 0;
+    bool owned_rows_ = false;
 };
 
 }  // namespace pyimgdir

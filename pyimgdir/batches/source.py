@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
+import shutil
+import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
+import weakref
 from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -94,6 +99,65 @@ class _Labels:
             return np.float32, (self.num_classes,)
         dtype = self.raw.dtype
         return (object if dtype.kind == "O" else dtype.type), ()
+
+
+# Lists of at least this many files travel to worker processes as shared, mapped files.
+_SHARE_AT = 100_000
+
+
+def _shared_dir() -> str:
+    """Where shared index files go: memory-backed /dev/shm when there is one."""
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+class _SharedFiles:
+    """A source's files, labels and fixed order written once for processes on this machine
+    to map: the compact index and rows (_core.FileList.write_mapped), numpy arrays as .npy
+    (memory-mapped read-only). Removed when the source that wrote them is gone."""
+
+    def __init__(self, files, raw_labels, permutation):
+        self.permutation = permutation
+        self.dir = tempfile.mkdtemp(prefix="pyimgdir-index-", dir=_shared_dir())
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        files.write_mapped(os.path.join(self.dir, "files"))
+        self.labels = raw_labels is not None and raw_labels.dtype.kind != "O"
+        if self.labels:
+            np.save(os.path.join(self.dir, "labels.npy"), raw_labels)
+        self.inline_labels = raw_labels if not self.labels else None
+        if permutation is not None:
+            np.save(os.path.join(self.dir, "permutation.npy"), permutation)
+
+    def state(self) -> dict:
+        return {"dir": self.dir, "boot": _boot_id(), "labels": self.labels,
+                "inline_labels": self.inline_labels, "permutation": self.permutation is not None}
+
+    @staticmethod
+    def open(state: dict):
+        where = state["dir"]
+        if state["boot"] != _boot_id() or not os.path.isdir(where):
+            raise RuntimeError(
+                f"This dataset was pickled with its file index in shared files at {where!r} on another "
+                "machine (or the dataset that wrote them is gone): a pickle of a dataset of "
+                f"{_SHARE_AT:,} files or more is for worker processes on the same machine. Build the "
+                "dataset on this machine instead (a manifest, `pyimgdir scan DIR --manifest FILE`, saves "
+                "walking the folder).")
+        files = _core.FileList.map_file(os.path.join(where, "files"))
+        def mapped(name):  # a plain ndarray over the mapped pages (no copy)
+            return np.asarray(np.load(os.path.join(where, name), mmap_mode="r"))
+
+        raw = mapped("labels.npy") if state["labels"] else state["inline_labels"]
+        perm = mapped("permutation.npy") if state["permutation"] else None
+        return files, raw, perm
 
 
 class BatchSource:
@@ -305,14 +369,33 @@ class BatchSource:
         return np.array([i for i, p in enumerate(self.file_paths) if p in bad], dtype=np.int64)
 
     def __getstate__(self):
-        # Rebuilt from what made it (in Grain's mp_prefetch workers); progress is not kept.
-        # The files pickle as the compact index and this subset's rows (a few bytes a file).
-        return {"files": self.files, "labels": self.labels, "spec": self.spec,
-                "skipped": list(self.skipped), "permutation": self.permutation}
+        # Rebuilt from what made it (in Grain's mp_prefetch and DataLoader workers); progress
+        # is not kept. Small lists pickle whole (the compact index: a few bytes a file); large
+        # ones go once into files that every process on this machine maps and shares (index,
+        # rows, labels, fixed order), so a worker adds almost no memory of its own.
+        state = {"spec": self.spec, "skipped": list(self.skipped)}
+        if len(self.files) >= _SHARE_AT and self.store is None:
+            state["shared"] = self._shared_files().state()
+            state["labels"] = _Labels(None, self.labels.mode, self.labels.num_classes)
+        else:
+            state.update(files=self.files, labels=self.labels, permutation=self.permutation)
+        return state
 
     def __setstate__(self, state):
-        self.__init__(state["files"], state["labels"], state["spec"], skipped=state["skipped"])
-        self.permutation = state["permutation"]
+        if "shared" in state:
+            files, raw, permutation = _SharedFiles.open(state["shared"])
+            labels = state["labels"]
+            labels.raw = raw
+        else:
+            files, labels, permutation = state["files"], state["labels"], state["permutation"]
+        self.__init__(files, labels, state["spec"], skipped=state["skipped"])
+        self.permutation = permutation
+
+    def _shared_files(self) -> "_SharedFiles":
+        shared = getattr(self, "_shared", None)
+        if shared is None or shared.permutation is not self.permutation:
+            shared = self._shared = _SharedFiles(self.files, self.labels.raw, self.permutation)
+        return shared
 
     def iter_epoch(
         self, epoch: Optional[int] = None, start_batch: Optional[int] = None, order: Optional[np.ndarray] = None

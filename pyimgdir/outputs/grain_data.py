@@ -104,7 +104,13 @@ class GrainDataset(_grain().IterDataset):
         self._source = source
         self._slice: Optional[tuple] = None
         self.class_names = class_names
-        self.file_paths = file_paths
+        # file_paths is the source's (one FilePaths over the shared index): a pickle of the
+        # dataset then carries the index once, with the source.
+
+    @property
+    def file_paths(self):
+        """The files, in Keras' order: a read-only sequence of paths, built when read."""
+        return self._source.file_paths
 
     @property
     def skipped_files(self):

@@ -26,7 +26,13 @@ class NumpyDataset:
     def __init__(self, source: BatchSource, class_names, file_paths: List[str]):
         self._source = source
         self.class_names = class_names
-        self.file_paths = file_paths
+        # file_paths is the source's (one FilePaths over the shared index): a pickle of the
+        # dataset then carries the index once, with the source.
+
+    @property
+    def file_paths(self):
+        """The files, in Keras' order: a read-only sequence of paths, built when read."""
+        return self._source.file_paths
 
     def __len__(self) -> int:
         return len(self._source)
