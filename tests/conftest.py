@@ -1,10 +1,10 @@
 """Shared fixtures: small image trees written with real encoders into tmp_path.
 
-Also, before any test module imports Keras, boto or the Google clients, the environment the
-tests see is made the same on every machine: Keras' home is an empty temporary directory
-(no ``keras.json`` to change the backend or the default data format), and the cloud
-credentials and endpoints are fixed dummy values, whatever the user's shell or home holds.
-Subprocesses started by the tests inherit it.
+Also, before any test module imports Keras, boto, fsspec or the Google clients, the
+environment the tests see is made the same on every machine: Keras' home is an empty
+temporary directory (no ``keras.json`` to change the backend or the default data format),
+and the cloud credentials and endpoints are fixed dummy values, whatever the user's shell or
+home holds. Subprocesses started by the tests inherit it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import itertools
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def _isolate_environment() -> None:
     home = tempfile.mkdtemp(prefix="pyimgdir-tests-home-")
-    atexit.register(shutil.rmtree, home, True)
+    owner = os.getpid()  # a forked child that exits through atexit must not remove it
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(home, True))
     env = os.environ
     # Keras reads $KERAS_HOME/keras.json (else ~/.keras/keras.json): backend, image_data_format.
     env["KERAS_HOME"] = os.path.join(home, "keras")
@@ -32,10 +32,16 @@ def _isolate_environment() -> None:
     env.pop("KERAS_BACKEND", None)
     env.pop("TF_CONFIG", None)  # a cluster spec would turn on multi-worker strategies
     env.pop("PYIMGDIR_JPEG_CHECKPOINT_MB", None)  # the tests that need a cap set it themselves
+    env.pop("RAY_ADDRESS", None)  # the Ray tests start their own local cluster
     # AWS and Google Cloud: nothing of the user's (keys, profiles, endpoints, regions, config
     # files) reaches the clients; the tests' servers take any key.
+    # fsspec also takes per-protocol defaults (endpoint_url, ...) from FSSPEC_* variables and
+    # from ~/.config/fsspec.
     for k in list(env):
-        if k.startswith(("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_")) or k in ("STORAGE_EMULATOR_HOST", "BOTO_CONFIG"):
+        if k.startswith(("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "FSSPEC_")) or k in (
+            "STORAGE_EMULATOR_HOST",
+            "BOTO_CONFIG",
+        ):
             del env[k]
     env.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -47,6 +53,7 @@ def _isolate_environment() -> None:
         AWS_EC2_METADATA_DISABLED="true",
         GOOGLE_CLOUD_PROJECT="test-project",
         CLOUDSDK_CONFIG=os.path.join(home, "gcloud"),
+        FSSPEC_CONFIG_DIR=os.path.join(home, "fsspec"),
     )
     # The tests' servers listen on 127.0.0.1: never through a proxy the user configured.
     for k in ("NO_PROXY", "no_proxy"):
