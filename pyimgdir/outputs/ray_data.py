@@ -208,8 +208,9 @@ class _DatasourceBase:
         super().__init__()
         self.spec = source.spec.replace(num_threads=int(threads), cache=None, validate=False)
         self.num_files = len(source.file_paths)
-        # The epochs' order comes from the batch source itself (pickled along when Ray
-        # plans in another process, as streaming_split's coordinator does).
+        # The epochs' order comes from the batch source (BatchSource.epoch_order). Where Ray
+        # plans in another process, perhaps on another node (streaming_split's coordinator),
+        # the source is rebuilt there from the shared index, as read tasks rebuild theirs.
         self.source = source
         self.epoch = epoch
         self.label_mode = source.labels.mode
@@ -246,7 +247,18 @@ class _DatasourceBase:
         return int(getattr(data_context, "_execution_idx", 0) or 0)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        return np.asarray(self.source.epoch_order(epoch), dtype=np.int64)
+        source = self.source if self.source is not None else _source_for(self)
+        return np.asarray(source.epoch_order(epoch), dtype=np.int64)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["source"] = None  # a pickled batch source may only work on this machine
+        return state
+
+    def __copy__(self):  # Ray copies datasources in the driver; keep the source there
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: Optional[int] = None,
                        data_context=None) -> list:
@@ -308,7 +320,8 @@ _SOURCES: "OrderedDict[str, BatchSource]" = OrderedDict()
 _KEEP_SOURCES = 2
 
 
-def _source_for(task: _Slice) -> BatchSource:
+def _source_for(task) -> BatchSource:
+    """This process's batch source for a read task's (or a datasource's) dataset."""
     import ray
 
     key = task.shared.hex()
