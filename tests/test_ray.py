@@ -214,12 +214,28 @@ def test_file_url(cluster, tree):
     np.testing.assert_array_equal(url_rows[1], local[1])
 
 
+def test_s3_url(cluster, tree, s3_server):
+    """An s3:// directory (moto's server on 127.0.0.1): listed by the driver, fetched by the
+    workers with the endpoint passed in storage_options."""
+    s3_server.make_bucket("ray-data")
+    s3_server.upload_tree(tree, "ray-data", "train")
+    kw = dict(image_size=SIZE, seed=6, random_flip="horizontal", epoch=0, verbose=False)
+    url_rows = rows_of(pyimgdir.ray_dataset("s3://ray-data/train", include_paths=True, rows_per_block=4,
+                                            storage_options={"endpoint_url": s3_server.endpoint}, **kw))
+    local = rows_of(pyimgdir.ray_dataset(tree, include_paths=True, **kw))
+    assert [p.replace("s3://ray-data/train", str(tree)) for p in url_rows[2]] == local[2]
+    np.testing.assert_array_equal(url_rows[0], local[0])
+    np.testing.assert_array_equal(url_rows[1], local[1])
+
+
 def test_refused_arguments(tree):
     for name, value in (("batch_size", 8), ("format", "numpy"), ("shard", (0, 2)), ("cache", "memory")):
         with pytest.raises(TypeError, match=name):
             pyimgdir.ray_dataset(tree, **{name: value})
     with pytest.raises(ValueError, match="rows_per_block"):
         pyimgdir.ray_dataset(tree, rows_per_block=0)
+    with pytest.raises(ValueError, match="memory://"):
+        pyimgdir.ray_dataset("memory://somewhere")
 
 
 def test_without_ray_says_what_to_install(tree):
