@@ -375,7 +375,7 @@ class BatchSource:
         # rows, labels, fixed order), so a worker adds almost no memory of its own.
         state = {"spec": self.spec, "skipped": list(self.skipped)}
         if len(self.files) >= _SHARE_AT and self.store is None:
-            state["shared"] = self._shared_files().state()
+            state["shared"] = self._shared_state()
             state["labels"] = _Labels(None, self.labels.mode, self.labels.num_classes)
         else:
             state.update(files=self.files, labels=self.labels, permutation=self.permutation)
@@ -390,12 +390,18 @@ class BatchSource:
             files, labels, permutation = state["files"], state["labels"], state["permutation"]
         self.__init__(files, labels, state["spec"], skipped=state["skipped"])
         self.permutation = permutation
+        if "shared" in state:
+            # A copy (Grain deep-copies before pickling) passes on the same shared files.
+            self._mapped = (state["shared"], permutation)
 
-    def _shared_files(self) -> "_SharedFiles":
+    def _shared_state(self) -> dict:
+        mapped = getattr(self, "_mapped", None)
+        if mapped is not None and mapped[1] is self.permutation:
+            return mapped[0]
         shared = getattr(self, "_shared", None)
         if shared is None or shared.permutation is not self.permutation:
             shared = self._shared = _SharedFiles(self.files, self.labels.raw, self.permutation)
-        return shared
+        return shared.state()
 
     def iter_epoch(
         self, epoch: Optional[int] = None, start_batch: Optional[int] = None, order: Optional[np.ndarray] = None
