@@ -39,6 +39,71 @@ def walk(
     paths under ``tops[i]``, each written as ``prefixes[i]`` + the path relative to it.
     """
 
+def walk_index(
+    tops: Iterable[_Path],
+    prefixes: Iterable[_Path],
+    follow_links: bool,
+    extensions: Sequence[str],
+    num_threads: int = 0,
+    progress: Optional[Callable[[int, int], object]] = None,
+) -> Tuple["FileIndex", List[str], int]:
+    """:func:`walk` into one compact :class:`FileIndex` (a file's top is the position of the
+    top it was found under): ``(index, unreadable_directories, directories_listed)``."""
+
+class FileIndex:
+    """Files in Keras' order, stored once: a folder table (each run of files sharing a folder:
+    its path prefix and top) and every name in one arena. Paths are built when read.
+    Pickles as :meth:`to_bytes` (a few bytes a file)."""
+
+    @staticmethod
+    def from_paths(paths: Iterable[_Path], tops: Optional[Iterable[int]] = None) -> "FileIndex": ...
+    @staticmethod
+    def from_bytes(data: bytes, prefix: Optional[_Path] = None) -> "FileIndex":
+        """Reads :meth:`to_bytes`; ``prefix`` goes before every folder. Raises ValueError
+        for anything else."""
+    def to_bytes(self) -> bytes: ...
+    def __len__(self) -> int: ...
+    def path(self, i: int) -> str: ...
+    def paths(self, start: int, stop: int) -> List[str]: ...
+    def file_tops(self) -> NDArray[np.int32]: ...
+    def counts_per_top(self, num_tops: int) -> List[int]: ...
+    def folders(self) -> List[str]:
+        """The folder table: one prefix per run of files."""
+    @property
+    def num_folders(self) -> int: ...
+    @property
+    def memory_bytes(self) -> int: ...
+
+class FileList:
+    """Rows of a :class:`FileIndex` in a given order (``rows=None``: all, in index order);
+    what a :class:`Loader` reads. Shares its index; pickles as the index and 4-byte rows."""
+
+    def __init__(self, index: FileIndex, rows: Optional[ArrayLike] = None) -> None: ...
+    def __len__(self) -> int: ...
+    def path(self, i: int) -> str: ...
+    def paths(self, start: int, stop: int) -> List[str]: ...
+    def paths_at(self, positions: ArrayLike) -> List[str]: ...
+    def select(self, positions: ArrayLike) -> "FileList":
+        """The files at ``positions`` of this list, in that order (same index)."""
+    def rows(self) -> NDArray[np.int64]: ...
+    @property
+    def index(self) -> FileIndex: ...
+    @property
+    def memory_bytes(self) -> int: ...
+    def write_mapped(self, path: _Path) -> None:
+        """Writes the index and rows in a layout :meth:`map_file` reads in place."""
+    @staticmethod
+    def map_file(path: _Path) -> "FileList":
+        """Maps a :meth:`write_mapped` file: processes mapping it share its pages. Raises
+        ValueError for a file that is not one (or is damaged)."""
+
+def index_shuffle(index: int, max_index: int, seed: int, rounds: int = 4) -> int:
+    """Grain's index shuffle: the position of ``index`` in a permutation of [0, max_index]."""
+
+def index_shuffle_permutation(n: int, seed: int, rounds: int = 4) -> NDArray[np.int64]:
+    """``index_shuffle(i, n - 1, seed, rounds)`` for every i < n, in one call (Grain's
+    ``MapDataset.range(n).shuffle(seed)`` at epoch 0)."""
+
 def sniff_format(data: bytes, /) -> _Format:
     """The image format from the first bytes of a file (magic bytes, as the decoder picks it)."""
 
@@ -160,11 +225,18 @@ class Loader:
     """Decodes, fits and resizes a fixed list of files into pooled batch buffers."""
 
     @overload
+    def __init__(self, files: FileList, config: LoaderConfig) -> None: ...
+    @overload
     def __init__(self, paths: Iterable[_Path], config: LoaderConfig) -> None: ...
     @overload
-    def __init__(self, paths: Iterable[_Path], height: int, width: int, channels: int, **fields: Any) -> None:
-        """Shorthand (tests, benchmarks): the size, then any ``LoaderConfig`` field by name."""
+    def __init__(
+        self, paths: Union[FileList, Iterable[_Path]], height: int, width: int, channels: int, **fields: Any
+    ) -> None:
+        """Shorthand (tests, benchmarks): the size, then any ``LoaderConfig`` field by name.
+        A list of paths is indexed first (a :class:`FileIndex` of its own)."""
     def __len__(self) -> int: ...
+    @property
+    def files(self) -> FileList: ...
     @property
     def config(self) -> LoaderConfig: ...
     def iterate(self, order: ArrayLike, batch_size: int, epoch: int = 0, fed: bool = False) -> EpochIterator:
