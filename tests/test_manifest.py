@@ -8,13 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import pyimgdir
-from pyimgdir.sources.manifest import ManifestError, scan_to_manifest
+from pyimgdir.sources.index import scan_to_manifest
+from pyimgdir.sources.manifest import ManifestError
 from pyimgdir.options.keras_compat import ALLOWLIST_FORMATS
 
 

@@ -484,7 +484,8 @@ def write_manifest_command(directory: str, out: str, spec, *, as_json: bool = Fa
     import json as _json
     import sys as _sys
 
-    from ..sources.manifest import ManifestError, scan_to_manifest
+    from ..sources.index import scan_to_manifest
+    from ..sources.manifest import ManifestError
 
     try:
         header = scan_to_manifest(out, directory, labels_inferred=spec.labels == "inferred",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import operator
 import os
-import posixpath
 import re
 from collections.abc import Sequence as _SequenceABC
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from ..options.keras_compat import print_msg
 from ..options.checks import check_class_names
 from ..options.urls import is_url
 from .local import walk_classes
-from .manifest import is_manifest, load_manifest
+from .manifest import ManifestError, is_manifest, load_manifest, write_manifest
 from .remote import RemoteStore
 
 _REMOTE = re.compile(r"^(/cns|/cfs|/gcs|/hdfs|/readahead|/placer|/tfhub|.*://).*$")
@@ -236,6 +235,26 @@ def _finish(directory, labels, inferred, subdirs, file_index, unreadable, store,
     return Index(files, out_labels, names, unreadable, store)
 
 
+def scan_to_manifest(path, directory, *, labels_inferred: bool = True, follow_links: bool = False,
+                     formats: Sequence[str] = (), num_threads: int = 0, verbose: bool = False) -> dict:
+    """Indexes ``directory`` as the loader does (Keras' class folders and order) and writes
+    the manifest (:mod:`pyimgdir.sources.manifest`); returns its header. No image file is
+    opened."""
+    directory = os.fspath(directory)
+    if labels_inferred:
+        subdirs = class_folders([d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))])
+    else:
+        subdirs = [""]
+    file_index, unreadable = walk_classes(directory, subdirs, follow_links, formats, num_threads, verbose,
+                                          relative=True)
+    if unreadable:
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise ManifestError(f"Cannot list {unreadable[0]!r}{more}: a manifest must list every file. "
+                            "Fix the permissions and scan again.")
+    return write_manifest(path, directory, file_index, subdirs, labels_inferred=labels_inferred,
+                          follow_links=follow_links, formats=formats)
+
+
 def class_folders(directories, class_names=None) -> List[str]:
     """Keras' classes among a directory's sub-directories (local or listed from a URL): the
     sorted, non-hidden ones; with ``class_names``, those, in the caller's order (a subset,
@@ -253,33 +272,38 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
     Classes are the sorted, non-hidden top-level directories; each class's files are
     walked in Keras' order (directories by their full path string, file names sorted in
     each), extension-filtered case-insensitively. ``subdirs_inferred=False`` walks the
-    whole tree as one part (top-level files and hidden directories included)."""
+    whole tree as one part (top-level files and hidden directories included).
+
+    Keys are kept as listed: an object store's key may hold empty segments (``a//y.jpg``),
+    which no local directory can; such a key stays in its class with its own URL, and a
+    key starting with ``/`` below the directory (an empty top-level name) is not a class."""
     listing = store.list_tree()
     store.listing = listing
     exts = tuple(f.lower() for f in formats)
     if subdirs_inferred:
         if not listing.files and not listing.dirs and not store.exists():
             raise FileNotFoundError(f"No such file or directory: '{store.url}'")
-        subdirs = class_folders({d for d in listing.dirs if "/" not in d}, class_names)
+        subdirs = class_folders({d for d in listing.dirs if d and "/" not in d}, class_names)
     else:
         subdirs = [""]
-    # Per part: (directory relative to the part, file name); sorting these tuples is
-    # Keras' walk order (directories by full path string, then names within each).
-    by_part: Dict[str, List[Tuple[str, str]]] = {s: [] for s in subdirs}
+    # Per part: (directory relative to the part, file name, relative key); sorting these
+    # is Keras' walk order (directories by full path string, then names within each).
+    by_part: Dict[str, List[Tuple[str, str, str]]] = {s: [] for s in subdirs}
     whole = "" in by_part
     for rel in listing.files:
         if not rel.lower().endswith(exts):
             continue
         if whole:
-            by_part[""].append(posixpath.split(rel))
+            d, _, b = rel.rpartition("/")
+            by_part[""].append((d, b, rel))
         head, _, tail = rel.partition("/")
         if tail and head and head in by_part:
-            by_part[head].append(posixpath.split(tail))
+            d, _, b = tail.rpartition("/")
+            by_part[head].append((d, b, rel))
     per_dir: List[List[str]] = []
     for s in subdirs:
         urls = []
-        for d, b in sorted(by_part[s]):
-            rel = "/".join(p for p in (s, d, b) if p)
+        for _, _, rel in sorted(by_part[s]):
             url = store.join(rel)
             store.sizes[url] = listing.files[rel]
             store.stamps[url] = listing.stamps.get(rel, "")

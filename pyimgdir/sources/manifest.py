@@ -62,7 +62,7 @@ def _checked_folders(index, subdirs: Sequence[str]) -> List[str]:
 def write_manifest(path, directory, index, subdirs: Sequence[str], *, labels_inferred: bool,
                    follow_links: bool, formats: Sequence[str]) -> dict:
     """Writes ``index`` (made with paths relative to ``directory``: see
-    :func:`pyimgdir.sources.local.walk_classes` with ``relative=True``) to ``path``; returns
+    :func:`pyimgdir.sources.index.scan_to_manifest`) to ``path``; returns
     the header. The folders' times are read after the walk: a change during the walk makes
     the manifest refuse itself later rather than miss it."""
     directory = os.fspath(directory)
@@ -162,22 +162,3 @@ def load_manifest(path, directory, *, labels_inferred: bool, class_names, follow
                             f"says {header['files']}).")
     return index, subdirs, directory
 
-
-def scan_to_manifest(path, directory, *, labels_inferred: bool = True, follow_links: bool = False,
-                     formats: Sequence[str] = (), num_threads: int = 0, verbose: bool = False) -> dict:
-    """Indexes ``directory`` as the loader does (Keras' class folders and order) and writes
-    the manifest; returns its header. No image file is opened."""
-    from .index import class_folders
-    from .local import walk_classes
-
-    directory = os.fspath(directory)
-    if labels_inferred:
-        subdirs = class_folders([d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))])
-    else:
-        subdirs = [""]
-    index, unreadable = walk_classes(directory, subdirs, follow_links, formats, num_threads, verbose, relative=True)
-    if unreadable:
-        raise ManifestError(f"Cannot list {unreadable[0]!r}{f' and {len(unreadable) - 1} more' if len(unreadable) > 1 else ''}: "
-                            "a manifest must list every file. Fix the permissions and scan again.")
-    return write_manifest(path, directory, index, subdirs, labels_inferred=labels_inferred,
-                          follow_links=follow_links, formats=formats)
