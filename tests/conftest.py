@@ -22,7 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _isolate_environment() -> None:
+    # Once per run: a subprocess of a test that imports this module (to reuse a helper) keeps
+    # the environment the test gave it.
+    if os.path.isdir(os.environ.get("PYIMGDIR_TESTS_HOME", "")):
+        return
     home = tempfile.mkdtemp(prefix="pyimgdir-tests-home-")
+    os.environ["PYIMGDIR_TESTS_HOME"] = home
     owner = os.getpid()  # a forked child that exits through atexit must not remove it
     atexit.register(lambda: os.getpid() == owner and shutil.rmtree(home, True))
     env = os.environ
