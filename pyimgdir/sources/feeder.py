@@ -3,12 +3,10 @@ flight capped by the store) and handed to a fed-mode core iterator's decode thre
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import threading
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
-from .remote import FetchError, RemoteStore, schedule_fetches
+from .remote import FetchError, RemoteStore
 
 
 class EpochFeeder:
@@ -25,7 +23,7 @@ class EpochFeeder:
         self.held = [0]
         self.cond = threading.Condition()
         self.delivered = bytearray(len(self.urls))
-        self._future: Optional[concurrent.futures.Future] = None
+        self._job = None  # the store's fetching handle (native threads or fsspec's loop)
 
     def _poll_released(self) -> None:
         released = self.it.release_fed()
@@ -48,32 +46,21 @@ class EpochFeeder:
         return self.it.feed(pos, result)
 
     def start(self) -> None:
-        async def run():
-            await schedule_fetches(self.store, list(range(len(self.urls))), self.urls, self.sizes,
-                            self._deliver, self._poll_released, self.held, self.cond)
+        self._job = self.store.start_fetching(range(len(self.urls)), self.urls, self.sizes, self._deliver,
+                                              self._poll_released, self.held, self.cond, self._broken)
 
-        self._future = asyncio.run_coroutine_threadsafe(run(), self.store.loop)
-        self._future.add_done_callback(self._done)
-
-    def _done(self, fut) -> None:
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            # The fetcher itself broke (not one request): every position still waiting
-            # fails with the reason, so the consumer is never left waiting.
-            reason = f"fetching stopped: {type(exc).__name__}: {exc}"
-            for pos in range(len(self.urls)):
-                if not self.delivered[pos]:
-                    if not self.it.feed_failure(pos, reason):
-                        break
+    def _broken(self, exc: BaseException) -> None:
+        # The fetcher itself broke (not one request): every position still waiting
+        # fails with the reason, so the consumer is never left waiting.
+        reason = f"fetching stopped: {type(exc).__name__}: {exc}"
+        for pos in range(len(self.urls)):
+            if not self.delivered[pos]:
+                if not self.it.feed_failure(pos, reason):
+                    break
 
     def close(self, timeout: float = 1.0) -> None:
-        fut = self._future
-        if fut is None or fut.done():
-            return
-        self.store.loop.call_soon_threadsafe(fut.cancel)
-        try:
-            fut.result(timeout=timeout)
-        except BaseException:  # noqa: BLE001 - cancelled, or it failed; the consumer reports failures
-            pass
+        """Stops fetching: requests not yet sent are never sent; those in flight are cancelled
+        (fsspec) or finish unread within their timeout (native client)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel(timeout)

@@ -1,28 +1,34 @@
 """Remote sources: listing and fetching a directory given as a URL (``gs://``, ``s3://``,
 or any fsspec protocol such as ``memory://`` or ``file://``).
 
-Listing is one delimited listing of the top level, then each top-level folder's subtree
-listed concurrently (paginated by the store: a request per thousand objects, not one per
-file), turned into Keras' classes, files, order and labels by the same rules as a local
-walk. Fetching runs on fsspec's event loop: many requests in
-flight, a cap on the bytes held, a timeout per request, bounded retries with exponential
-backoff and jitter for transient failures. Each object's bytes go to the C++ core's
-decode threads as they are (the core keeps a buffer reference, no copy); failures become
-the same per-file failures the core reports for unreadable files, so ``on_error`` applies.
+Two clients behind one store. ``s3://`` and ``gs://`` go through the native client
+(:mod:`.native_store`: opendal, a Rust library) when it is installed; every other protocol
+(``memory://``, ``file://``, ``hf://``, ...) and the cases the native client cannot serve
+(not installed, options it does not know, a process forked after it ran) go through fsspec
+(s3fs, gcsfs). The semantics are the same on both: listing is one delimited listing of the
+top level, then the folders below it listed concurrently (paginated by the store: a request
+per thousand objects, not one per file), turned into Keras' classes, files, order and labels
+by the same rules as a local walk; fetching keeps many requests in flight under a cap on the
+bytes held, with a timeout per request and bounded retries with exponential backoff and
+jitter for transient failures only. Each object's bytes go to the C++ core's decode threads
+as they are; failures become the same per-file failures the core reports for unreadable
+files, so ``on_error`` applies, and name the URL and the HTTP status.
 
-fsspec, s3fs and gcsfs are the optional ``cloud`` extra; credentials and endpoints come
-from where those libraries look (environment, config files, ``AWS_ENDPOINT_URL``,
-``STORAGE_EMULATOR_HOST``), plus ``storage_options``.
+The ``cloud`` extra installs both clients; credentials and endpoints come from where the
+AWS and Google tools look (environment, shared config files and profiles,
+``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``), plus
+``storage_options`` (docs/remote.md has the table).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import posixpath
 import queue
 import random
+import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +36,7 @@ import numpy as np
 
 from ..options.spec import RemoteOptions
 from ..options.urls import is_url
+from . import native_store
 
 __all__ = ["is_url", "RemoteOptions", "RemoteStore", "FetchError"]
 
@@ -94,12 +101,50 @@ def _exception_chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+_NATIVE_STATUS = re.compile(r"status: (\d{3})")
+_NATIVE_CODE = re.compile(r'code: "([^"]*)"')
+_NATIVE_MESSAGE = re.compile(r'message: "([^"]*)"')
+
+
+def _classify_native(exc: BaseException) -> Tuple[bool, Optional[int], str]:
+    """The native client's errors: a kind (``NotFound``, ``RateLimited``, ``Unexpected``, ...),
+    whether it is temporary, and the response's status and the store's error code, in text."""
+    text = str(exc)
+    first = text.split("\n", 1)[0].strip()
+    m = _NATIVE_STATUS.search(text)
+    status = int(m.group(1)) if m else None
+    m = _NATIVE_CODE.search(text)
+    code = m.group(1) if m else None
+    transient = "(temporary)" in first
+    if "timeout reached" in text:
+        transient = True
+    if status is None:
+        kind = type(exc).__name__
+        status = {"NotFound": 404, "PermissionDenied": 403, "RateLimited": 429}.get(kind)
+    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
+        transient = True
+    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
+        transient = False
+    # the first line, plus the lower-level cause (connection reset, body cut short, ...)
+    parts = [f"{type(exc).__name__}: {first}"]
+    if "Source:" in text:
+        source = text.split("Source:", 1)[1].split("Backtrace:", 1)[0].strip().split("\n", 1)[0]
+        parts.append(source.strip())
+    elif code:
+        m = _NATIVE_MESSAGE.search(text)
+        parts = [f"{type(exc).__name__}: {code}" + (f": {m.group(1)}" if m and m.group(1) else "")]
+    return transient, status, "; ".join(parts)[:300]
+
+
 def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     """(transient?, HTTP status or None, short description) for a failed request.
 
     Transient: HTTP 408/429/5xx and S3's throttling codes (``SlowDown``), timeouts, and
     connection errors (resets, refused, dropped mid-body). Permanent: 404, 403, other
     4xx and anything unrecognised (reported, not retried forever)."""
+    if type(exc).__module__.startswith("opendal"):
+        return _classify_native(exc)
+
     status: Optional[int] = None
     code: Optional[str] = None
     transient = False
@@ -207,15 +252,68 @@ class Listing:
     dirs: set  # relative directory names (explicit markers and implied parents)
 
 
+def _base_url(url: str) -> str:
+    """The directory's URL without trailing slashes (``s3://b/data//`` is ``s3://b/data``, as
+    ``data//`` is ``data`` on disk); file URLs are this plus ``/`` and the relative key."""
+    scheme, _, rest = url.partition("://")
+    rest = rest.rstrip("/")
+    return f"{scheme}://{rest}" if rest else url
+
+
+def _split_bucket(url: str) -> Tuple[str, str]:
+    """(bucket, key prefix without trailing slashes) of an ``s3://`` or ``gs://`` URL."""
+    rest = url.partition("://")[2]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix.rstrip("/")
+
+
+def _wait_interruptibly(fut, cancel) -> object:
+    """``fut.result()``, but a KeyboardInterrupt (or any exception) in the waiting thread
+    cancels the work behind it before propagating."""
+    import concurrent.futures
+
+    try:
+        while True:
+            try:
+                return fut.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        cancel()
+        raise
+
+
+class _LoopJob:
+    """A coroutine running on an event loop, cancellable from any thread."""
+
+    def __init__(self, coro, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.future = asyncio.run_coroutine_threadsafe(coro, loop)
+
+    def cancel(self, timeout: float = 1.0) -> None:
+        fut = self.future
+        if fut.done():
+            return
+        self.loop.call_soon_threadsafe(fut.cancel)
+        try:
+            fut.result(timeout=timeout)
+        except BaseException:  # noqa: BLE001 - cancelled on purpose, or it failed
+            pass
+
+
 class RemoteStore:
-    """The filesystem behind one URL directory, its listing, and its fetching."""
+    """The client behind one URL directory, its listing, and its fetching.
+
+    ``client`` is ``"native"`` (``s3://``/``gs://`` through opendal) or ``"fsspec"``;
+    ``fallback_reason`` says why an ``s3://``/``gs://`` URL went to fsspec. A store pickles
+    as its URL, options and listed sizes and stamps (a Grain or DataLoader worker rebuilds
+    the client in its own process)."""
 
     def __init__(self, url: str, options: Optional[RemoteOptions] = None):
         self.url = url
         self.options = options or RemoteOptions()
         self.protocol = url.split("://", 1)[0].lower()
-        self.fs = _make_filesystem(self.protocol, self.options)
-        self.root = self.fs._strip_protocol(url).rstrip("/")
+        self.base = _base_url(url)
         self.listing: Optional[Listing] = None  # the last listing (index_remote)
         self.sizes: Dict[str, int] = {}  # URL -> size, from the listing
         self.stamps: Dict[str, str] = {}
@@ -223,22 +321,82 @@ class RemoteStore:
         self.requests = 0
         self.retried = 0
         self.failed = 0
+        self._count_lock = threading.Lock()
+        self._setup()
+
+    def _setup(self) -> None:
+        self.native: Optional[native_store.NativeClient] = None
+        self._fs = None
+        self.fallback_reason: Optional[str] = None
+        reason = native_store.unavailable_reason(self.protocol)
+        if reason is None:
+            bucket, self.prefix = _split_bucket(self.base)
+            try:
+                self.native = native_store.NativeClient(self.protocol, bucket, self.options.storage_options,
+                                                        self.options.request_timeout)
+            except native_store.NotNative as e:
+                reason = f"the native client does not take {e}"
+        if self.native is None:
+            if self.protocol in native_store.NATIVE_PROTOCOLS:
+                self.fallback_reason = reason
+            self._check_fsspec_url()
+            self.fs  # noqa: B018 - fails now (no fsspec, unknown protocol) rather than at listing
+
+    @property
+    def client(self) -> str:
+        return "native" if self.native is not None else "fsspec"
+
+    def __getstate__(self):
+        return {"url": self.url, "options": self.options, "sizes": self.sizes, "stamps": self.stamps}
+
+    def __setstate__(self, state):
+        self.__init__(state["url"], state["options"])
+        self.sizes = state["sizes"]
+        self.stamps = state["stamps"]
+
+    def _check_fsspec_url(self) -> None:
+        # s3fs reads "?versionId=" in a path as an object version and gcsfs "?generation="
+        # (or "#") as a generation: the key would silently be another one.
+        rest = self.url.partition("://")[2]
+        marker = {"s3": "?versionId=", "s3a": "?versionId=", "gs": "?generation=", "gcs": "?generation="}.get(
+            self.protocol)
+        if marker and (marker in rest or (self.protocol in ("gs", "gcs") and "#" in rest)):
+            raise ValueError(
+                f"{self.url!r}: fsspec ({self.protocol}fs) would read {marker!r} in this URL as an object "
+                f"version, not as part of the key; pyimgdir's native client (pip install opendal) reads the "
+                f"whole URL as a key prefix")
+
+    @property
+    def fs(self):
+        """The fsspec filesystem (built on first use: the native client needs it only for keys
+        it cannot address)."""
+        if self._fs is None:
+            self._fs = _make_filesystem(self.protocol, self.options)
+            self.root = self._fs._strip_protocol(self.base).rstrip("/")
+        return self._fs
+
+    def _count(self, requests: int = 0, retried: int = 0, failed: int = 0) -> None:
+        with self._count_lock:
+            self.requests += requests
+            self.retried += retried
+            self.failed += failed
 
     # -- listing ----------------------------------------------------------------------
     def list_tree(self) -> Listing:
         """Every object under the directory. On an object store: one listing of the top level
-        (with a delimiter: its objects and its folders), then each top-level folder's whole
-        subtree listed concurrently (up to ``requests_in_flight`` at a time), each paginated
-        by the store (a request per thousand objects) and retried like a fetch. Per-class
-        listings run side by side instead of one long chain of pages, each page waiting on
-        the one before for its continuation token."""
+        (with a delimiter: its objects and its folders), then the folders listed concurrently
+        (up to ``requests_in_flight`` chains of pages at a time), retried like a fetch.
+        Ctrl-C, or one listing failing for good, cancels every listing still running."""
+        if self.native is not None:
+            return self._list_native()
         fs = self.fs
         try:
             fs.invalidate_cache(self.root)
         except Exception:  # noqa: BLE001 - a filesystem without a listing cache
             pass
         if getattr(fs, "async_impl", False) and hasattr(fs, "_ls") and hasattr(fs, "_find"):
-            entries = asyncio.run_coroutine_threadsafe(self._list_concurrently(), self.loop).result()
+            job = _LoopJob(self._list_concurrently(), self.loop)
+            entries = _wait_interruptibly(job.future, job.cancel)
         else:
             entries = fs.find(self.root, withdirs=True, detail=True)
         files: Dict[str, int] = {}
@@ -262,11 +420,49 @@ class RemoteStore:
             stamp = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("mtime") \
                 or info.get("LastModified") or info.get("created")
             stamps[rel] = str(stamp)
-        for rel in list(files) + list(dirs):
-            parts = rel.split("/")
-            for k in range(1, len(parts)):
-                dirs.add("/".join(parts[:k]))
-        return Listing(files, stamps, dirs)
+        return _with_parents(files, stamps, dirs)
+
+    def _list_native(self) -> Listing:
+        prefix = self.prefix + "/" if self.prefix else ""
+        bucket_url = self.base[: len(self.base) - len(self.prefix)] if self.prefix else self.base + "/"
+
+        async def on_failure(url, exc, attempt):
+            await self._after_failure(url, exc, attempt, "listing")
+
+        job = _LoopJob(native_store.list_tree(self.native, prefix, self.options.requests_in_flight, on_failure,
+                                              lambda key: bucket_url + key), native_store.event_loop())
+        objects, folders = _wait_interruptibly(job.future, job.cancel)
+        files: Dict[str, int] = {}
+        stamps: Dict[str, str] = {}
+        dirs: set = set()
+        plen = len(prefix)
+        for key in folders:
+            d = key[plen:].rstrip("/")
+            if d:
+                dirs.add(d)
+        for key, size, etag in objects:
+            rel = key[plen:]
+            if not rel:
+                continue
+            if rel.endswith("/"):  # an empty "folder/" marker object
+                d = rel.rstrip("/")
+                if d:
+                    dirs.add(d)
+                continue
+            files[rel] = int(size or 0)
+            stamps[rel] = etag
+        self._native_saw_root = bool(objects) or bool(folders)
+        return _with_parents(files, stamps, dirs)
+
+    async def _after_failure(self, url: str, exc: BaseException, attempt: int, what: str) -> None:
+        """Returns after the backoff when a failed request is to be asked again; raises
+        FetchError naming `url` when it is not (permanent, or out of retries)."""
+        transient, status, detail = classify(exc)
+        if not transient or attempt > self.options.retries:
+            self._count(failed=1)
+            raise FetchError(url, status, detail, attempt, transient, what) from exc
+        self._count(retried=1)
+        await asyncio.sleep(_backoff(attempt))
 
     async def _list_concurrently(self) -> dict:
         fs = self.fs
@@ -289,8 +485,14 @@ class RemoteStore:
                 return await self._retrying(f"{self.protocol}://{path}/",
                                             lambda: fs._find(path, withdirs=True, detail=True), "listing")
 
-        for found in await asyncio.gather(*(subtree(f) for f in folders)):
-            entries.update(found)
+        tasks = [asyncio.ensure_future(subtree(f)) for f in folders]
+        try:
+            # one subtree failing for good stops the others (no listing left running)
+            for found in await asyncio.gather(*tasks):
+                entries.update(found)
+        finally:
+            for t in tasks:
+                t.cancel()
         return entries
 
     async def _retrying(self, url: str, request, what: str = "fetch"):
@@ -300,7 +502,7 @@ class RemoteStore:
         attempt = 0
         while True:
             attempt += 1
-            self.requests += 1
+            self._count(requests=1)
             try:
                 if _timeout is not None:
                     async with _timeout(opts.request_timeout):
@@ -311,28 +513,27 @@ class RemoteStore:
             except Exception as e:  # noqa: BLE001 - classified below
                 if isinstance(e, (TimeoutError, asyncio.TimeoutError)) and not str(e):
                     e = TimeoutError(f"no response within {opts.request_timeout:g} s")
-                transient, status, detail = classify(e)
-                if not transient or attempt > opts.retries:
-                    self.failed += 1
-                    raise FetchError(url, status, detail, attempt, transient, what) from e
-                self.retried += 1
-                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
-                await asyncio.sleep(delay)
+                await self._after_failure(url, e, attempt, what)
 
     def exists(self) -> bool:
+        if self.native is not None:
+            # an empty listing: the bucket's root exists (it answered); a prefix does not
+            return not self.prefix or getattr(self, "_native_saw_root", False)
         try:
             return bool(self.fs.exists(self.root)) or bool(self.fs.isdir(self.root))
         except Exception:  # noqa: BLE001
             return False
 
     def join(self, *parts: str) -> str:
-        return posixpath.join(self.url, *parts)
+        """The URL of a relative key (kept as listed: empty segments too)."""
+        return "/".join((self.base,) + parts)
 
     # -- fetching ---------------------------------------------------------------------
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        if getattr(self.fs, "async_impl", False):
-            return self.fs.loop
+        fs = self.fs
+        if getattr(fs, "async_impl", False):
+            return fs.loop
         import fsspec.asyn
 
         return fsspec.asyn.get_loop()
@@ -340,15 +541,77 @@ class RemoteStore:
     def path_of(self, url: str) -> str:
         return self.fs._strip_protocol(url)
 
+    def key_of(self, url: str) -> str:
+        """The object key of one of this store's URLs (native client)."""
+        return url.partition("://")[2].partition("/")[2]
+
     async def _get_once(self, path: str) -> bytes:
         if getattr(self.fs, "async_impl", False):
             return await self.fs._cat_file(path)
         return await asyncio.get_running_loop().run_in_executor(None, self.fs.cat_file, path)
 
     async def fetch(self, url: str) -> bytes:
-        """The object's bytes, retrying transient failures; raises FetchError."""
+        """The object's bytes, retrying transient failures; raises FetchError (fsspec)."""
         path = self.path_of(url)
         return await self._retrying(url, lambda: self._get_once(path))
+
+    def fetch_sync(self, url: str, stop: Optional[threading.Event] = None):
+        """The object's bytes through the native client, or a FetchError (returned, not
+        raised), retrying transient failures with backoff; `stop` cuts a backoff short."""
+        key = self.key_of(url)
+        native = self.native
+        if not native.addressable(key):
+            get = self._fsspec_get
+            key = self.path_of(url)
+        else:
+            get = native.read
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(requests=1)
+            try:
+                return get(key)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if type(e).__module__.startswith("opendal") and "timeout reached" in str(e):
+                    e = TimeoutError(f"no response within {self.options.request_timeout:g} s")
+                transient, status, detail = classify(e)
+                if not transient or attempt > self.options.retries:
+                    self._count(failed=1)
+                    return FetchError(url, status, detail, attempt, transient)
+                self._count(retried=1)
+                if stop is not None:
+                    if stop.wait(_backoff(attempt)):
+                        return FetchError(url, None, "stopped", attempt, True)
+                else:
+                    time.sleep(_backoff(attempt))
+
+    def _fsspec_get(self, path: str) -> bytes:
+        """Keys the native client cannot address (repeated or leading slashes) go through fsspec."""
+        try:
+            fs = self.fs
+        except ImportError as e:
+            raise FileNotFoundError(f"a key with repeated slashes needs fsspec: {e}") from e
+        return fs.cat_file(path)
+
+    def start_fetching(self, positions: Sequence[int], urls: Sequence[str], sizes: Sequence[int], deliver,
+                       poll_released, held, cond, on_broken=None):
+        """Starts fetching `positions` in order (see :func:`schedule_fetches`); returns a handle
+        whose ``cancel(timeout)`` stops it (requests not yet sent are never sent)."""
+        if self.native is not None:
+            fetcher = native_store.ThreadFetcher(
+                None, urls, sizes, positions, self.options.requests_in_flight, self.options.bytes_in_flight,
+                deliver, poll_released, held, cond, on_broken)
+            fetcher.fetch = lambda url: self.fetch_sync(url, fetcher.stopped)
+            return fetcher.start()
+        job = _LoopJob(schedule_fetches(self, list(positions), urls, sizes, deliver, poll_released, held, cond),
+                       self.loop)
+        if on_broken is not None:
+            def done(fut):
+                if not fut.cancelled() and fut.exception() is not None:
+                    on_broken(fut.exception())
+
+            job.future.add_done_callback(done)
+        return job
 
     def fetch_blocking(self, urls: Sequence[str]):
         """Yields (index, bytes or FetchError) for `urls` as they complete, with the same
@@ -359,15 +622,21 @@ class RemoteStore:
         held = [0]
         cond = threading.Condition()
         finished = object()
+        n = len(urls)
+        got = [0]
 
-        async def run():
-            try:
-                await schedule_fetches(self, list(range(len(urls))), urls, sizes,
-                                lambda i, r: results.put((i, r)), lambda: None, held, cond)
-            finally:
+        def deliver(i, r):
+            results.put((i, r))
+            got[0] += 1
+            if got[0] == n:
                 results.put((None, finished))
 
-        fut = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        def broken(exc):
+            results.put((None, exc))
+
+        if n == 0:
+            return
+        job = self.start_fetching(range(n), urls, sizes, deliver, lambda: None, held, cond, broken)
         try:
             while True:
                 try:
@@ -376,28 +645,37 @@ class RemoteStore:
                     continue
                 if result is finished:
                     break
+                if i is None:
+                    raise result
                 taken = max(int(sizes[i]), 1)
                 if isinstance(result, (bytes, bytearray)):
                     taken = max(taken, len(result))
                 yield i, result
                 with cond:
                     held[0] -= taken
-            fut.result()
         finally:
-            if not fut.done():
-                self.loop.call_soon_threadsafe(fut.cancel)
-                try:
-                    fut.result(timeout=2.0)
-                except BaseException:  # noqa: BLE001 - cancelled on purpose
-                    pass
+            job.cancel(2.0)
+
+
+def _backoff(attempt: int) -> float:
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+def _with_parents(files: Dict[str, int], stamps: Dict[str, str], dirs: set) -> Listing:
+    for rel in list(files) + list(dirs):
+        parts = rel.split("/")
+        for k in range(1, len(parts)):
+            dirs.add("/".join(parts[:k]))
+    return Listing(files, stamps, dirs)
 
 
 async def schedule_fetches(store: RemoteStore, positions: List[int], urls: Sequence[str], sizes: Sequence[int],
-                    deliver, poll_released, held, cond) -> None:
+                           deliver, poll_released, held, cond) -> None:
     """Fetches `positions` in order with at most `requests_in_flight` requests and at most
     `bytes_in_flight` bytes fetched and not yet released (at least one request always
     runs). `deliver(position, bytes | FetchError)` is called on the loop thread as each
-    completes; `poll_released()` lets the consumer's releases count before the cap check."""
+    completes; `poll_released()` lets the consumer's releases count before the cap check.
+    (fsspec; the native client's counterpart is native_store.ThreadFetcher.)"""
     opts = store.options
     pending: Dict[asyncio.Future, int] = {}
     finished: "asyncio.Queue[asyncio.Future]" = asyncio.Queue()

@@ -1,0 +1,527 @@
+"""The native object-store client for ``s3://`` and ``gs://``: opendal (a Rust library) with
+the settings users expect from the AWS and Google tools, read concurrently from threads.
+
+Reads go through opendal's blocking ``Operator`` (one GET per object; the GIL is released
+while it waits) on up to ``requests_in_flight`` worker threads fed by one dispatcher that
+keeps the bytes cap. Listing goes through its ``AsyncOperator`` on a private event loop
+(opendal's blocking lister keeps the GIL while it waits for a page, and its async calls can
+be cancelled): the top level with a delimiter, then each top-level folder's subtree, or,
+when the top level holds more folders than requests may be in flight, ranges of folders
+listed flat (one paginated chain per range, split while there is room for more chains).
+
+opendal's runtime does not survive ``fork()``: in a process forked after it ran (a PyTorch
+``DataLoader`` worker started with "fork"), :func:`unavailable_reason` says so and the
+caller uses fsspec instead.
+
+Retries, per-request timeouts and the error classification are the caller's
+(:mod:`pyimgdir.sources.remote`); this module only builds the client, issues requests and
+schedules them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import configparser
+import json
+import os
+import queue
+import threading
+import urllib.error
+import urllib.request
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["NativeClient", "NotNative", "unavailable_reason", "ThreadFetcher", "NATIVE_PROTOCOLS"]
+
+# URL scheme -> opendal service
+NATIVE_PROTOCOLS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+ENV_SWITCH = "PYIMGDIR_REMOTE_CLIENT"  # "fsspec" turns the native client off
+
+_state = {"used_in": None, "forked": False}
+
+
+def _after_fork_in_child() -> None:
+    if _state["used_in"] is not None:
+        _state["forked"] = True
+    _loop_holder.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class NotNative(Exception):
+    """The native client cannot serve this URL with these options (the reason says why)."""
+
+
+def _opendal():
+    import opendal
+
+    return opendal
+
+
+def unavailable_reason(protocol: str) -> Optional[str]:
+    """None when the native client can serve ``protocol://`` URLs in this process, else why not."""
+    if os.environ.get(ENV_SWITCH, "").strip().lower() == "fsspec":
+        return f"{ENV_SWITCH}=fsspec"
+    if protocol not in NATIVE_PROTOCOLS:
+        return f"no native client for {protocol}://"
+    if _state["forked"]:
+        return "this process was forked after the native client ran in its parent"
+    try:
+        _opendal()
+    except ImportError:
+        return "opendal is not installed"
+    return None
+
+
+def _truthy(v) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+
+
+# -- settings --------------------------------------------------------------------------------
+# storage_options keys the native client understands, by fsspec's (s3fs/gcsfs) names and
+# opendal's own; any other key sends the URL to fsspec, which knows them all.
+_S3_SAME = {"region", "endpoint", "access_key_id", "secret_access_key", "session_token", "profile",
+            "role_arn", "role_session_name", "external_id", "skip_signature", "enable_virtual_host_style",
+            "disable_ec2_metadata", "disable_config_load", "enable_request_payer",
+            "server_side_encryption_customer_algorithm", "server_side_encryption_customer_key",
+            "server_side_encryption_customer_key_md5"}
+_S3_RENAMED = {"key": "access_key_id", "aws_access_key_id": "access_key_id", "secret": "secret_access_key",
+               "aws_secret_access_key": "secret_access_key", "token": "session_token",
+               "aws_session_token": "session_token", "endpoint_url": "endpoint", "region_name": "region",
+               "requester_pays": "enable_request_payer"}
+# botocore settings that pyimgdir sets itself (retries, timeouts, pool size): no effect here
+_S3_CONFIG_IGNORED = {"retries", "connect_timeout", "read_timeout", "max_pool_connections"}
+_GCS_SAME = {"endpoint", "credential", "credential_path", "token", "service_account", "scope", "skip_signature",
+             "disable_vm_metadata", "disable_config_load"}
+
+
+def _aws_profile_settings(profile: Optional[str]) -> Dict[str, str]:
+    """The profile's section of the shared config file (region, endpoint_url), as botocore reads it."""
+    name = profile or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    path = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except (OSError, configparser.Error):
+        return {}
+    for section in (f"profile {name}", name) if name != "default" else ("default", "profile default"):
+        if parser.has_section(section):
+            return dict(parser.items(section))
+    return {}
+
+
+def _detect_bucket_region(bucket: str, timeout: float) -> Optional[str]:
+    """AWS answers a HEAD on a bucket, even an anonymous one, with the bucket's region."""
+    req = urllib.request.Request(f"https://s3.amazonaws.com/{bucket}", method="HEAD")
+    try:
+        with urllib.request.urlopen(req, timeout=min(timeout, 10.0)) as r:
+            return r.headers.get("x-amz-bucket-region")
+    except urllib.error.HTTPError as e:
+        return e.headers.get("x-amz-bucket-region")
+    except (OSError, ValueError):
+        return None
+
+
+def s3_config(bucket: str, storage_options: dict, timeout: float = 10.0) -> Dict[str, str]:
+    """opendal's S3 settings for ``bucket``: storage_options first, then the environment and
+    the shared config files as the AWS tools read them (credentials themselves are loaded by
+    opendal: keys in the environment, profiles, web identity, instance metadata)."""
+    cfg: Dict[str, object] = {}
+    for k, v in (storage_options or {}).items():
+        if k in ("skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_concurrency",
+                 "default_block_size", "default_fill_cache", "default_cache_type", "version_aware",
+                 "cache_regions", "asynchronous", "loop"):
+            continue  # fsspec/s3fs caching and concurrency knobs: nothing to do here
+        if k == "anon":
+            if _truthy(v):
+                cfg["skip_signature"] = True
+        elif k == "client_kwargs" and isinstance(v, dict):
+            for ck, cv in v.items():
+                if ck in ("endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
+                          "aws_session_token"):
+                    cfg[_S3_RENAMED[ck]] = cv
+                else:
+                    raise NotNative(f"client_kwargs[{ck!r}]")
+        elif k == "config_kwargs" and isinstance(v, dict):
+            for ck, cv in v.items():
+                if ck == "s3" and isinstance(cv, dict) and set(cv) <= {"addressing_style"}:
+                    if cv.get("addressing_style") == "virtual":
+                        cfg["enable_virtual_host_style"] = True
+                elif ck not in _S3_CONFIG_IGNORED:
+                    raise NotNative(f"config_kwargs[{ck!r}]")
+        elif k in _S3_RENAMED:
+            cfg[_S3_RENAMED[k]] = v
+        elif k in _S3_SAME:
+            cfg[k] = v
+        else:
+            raise NotNative(f"storage option {k!r}")
+    profile_settings = _aws_profile_settings(cfg.get("profile"))  # type: ignore[arg-type]
+    if "endpoint" not in cfg:
+        endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                    or profile_settings.get("endpoint_url"))
+        if endpoint:
+            cfg["endpoint"] = endpoint
+    if "region" not in cfg:
+        region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                  or profile_settings.get("region"))
+        if not region and "endpoint" not in cfg:
+            region = _detect_bucket_region(bucket, timeout)
+        cfg["region"] = region or "us-east-1"
+    cfg["bucket"] = bucket
+    return {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in cfg.items()}
+
+
+def gcs_config(bucket: str, storage_options: dict) -> Dict[str, str]:
+    """opendal's GCS settings: storage_options (gcsfs' names or opendal's), then
+    ``STORAGE_EMULATOR_HOST`` (no credentials, as gcsfs does for an emulator); credentials
+    otherwise come from ``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's default credentials
+    file, or the VM metadata server (opendal loads them)."""
+    cfg: Dict[str, object] = {}
+    for k, v in (storage_options or {}).items():
+        if k in ("skip_instance_cache", "use_listings_cache", "listings_expiry_time", "project", "asynchronous",
+                 "loop", "default_block_size", "cache_timeout", "version_aware", "check_connection"):
+            continue
+        if k == "token":
+            if v in (None, "google_default", "cloud"):
+                continue
+            if v == "anon":
+                cfg["skip_signature"] = True
+            elif isinstance(v, dict):
+                cfg["credential"] = base64.b64encode(json.dumps(v).encode()).decode()
+            elif isinstance(v, (str, os.PathLike)) and os.path.isfile(os.fspath(v)):
+                cfg["credential_path"] = os.fspath(v)
+            else:
+                raise NotNative("this kind of token")
+        elif k == "endpoint_url":
+            cfg["endpoint"] = v
+        elif k in _GCS_SAME:
+            cfg[k] = v
+        else:
+            raise NotNative(f"storage option {k!r}")
+    if "endpoint" not in cfg:
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            cfg["endpoint"] = emulator if "://" in emulator else "http://" + emulator
+            cfg.setdefault("skip_signature", True)
+    cfg["bucket"] = bucket
+    return {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in cfg.items()}
+
+
+# -- the private event loop (listing) ----------------------------------------------------------
+_loop_holder: Dict[str, object] = {}
+_loop_lock = threading.Lock()
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    with _loop_lock:
+        loop = _loop_holder.get("loop")
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="pyimgdir-native-listing", daemon=True)
+            thread.start()
+            _loop_holder["loop"] = loop
+        return loop  # type: ignore[return-value]
+
+
+# -- the client --------------------------------------------------------------------------------
+class NativeClient:
+    """One bucket through opendal: blocking reads (for threads) and async listing."""
+
+    def __init__(self, protocol: str, bucket: str, storage_options: dict, request_timeout: float):
+        service = NATIVE_PROTOCOLS[protocol]
+        self.service = service
+        self.bucket = bucket
+        self.config = (s3_config(bucket, storage_options, request_timeout) if service == "s3"
+                       else gcs_config(bucket, storage_options))
+        self.request_timeout = float(request_timeout)
+        self._op = None
+        self._aop = None
+        self._pid = os.getpid()
+
+    def _layered(self, op):
+        opendal = _opendal()
+        return op.layer(opendal.layers.TimeoutLayer(timeout=self.request_timeout, io_timeout=self.request_timeout))
+
+    @property
+    def op(self):
+        if self._op is None:
+            self._op = self._layered(_opendal().Operator(self.service, **self.config))
+            _state["used_in"] = os.getpid()
+        return self._op
+
+    @property
+    def aop(self):
+        if self._aop is None:
+            self._aop = self._layered(_opendal().AsyncOperator(self.service, **self.config))
+            _state["used_in"] = os.getpid()
+        return self._aop
+
+    @staticmethod
+    def addressable(key: str) -> bool:
+        """opendal folds repeated slashes and drops a leading one: such keys are out of its reach."""
+        return "//" not in key and not key.startswith("/")
+
+    def read(self, key: str) -> bytes:
+        return self.op.read(key)
+
+    async def list_page_stream(self, prefix: str, start_after: Optional[str]):
+        """An async iterator over (key, size, etag or '') of every object under ``prefix``
+        (recursive, in key order), after ``start_after``."""
+        kwargs = {"recursive": True}
+        if start_after:
+            kwargs["start_after"] = start_after
+        return await self.aop.list(prefix, **kwargs)
+
+    async def list_top(self, prefix: str):
+        """(objects, folder prefixes) directly under ``prefix`` (one delimited listing)."""
+        files: List[Tuple[str, int, str]] = []
+        folders: List[str] = []
+        async for e in await self.aop.list(prefix):
+            path = e.path
+            if path.endswith("/"):
+                if path != prefix:
+                    folders.append(path)
+                continue
+            m = e.metadata
+            files.append((path, m.content_length, m.etag or ""))
+        return files, folders
+
+    def pickle_state(self):
+        return None
+
+
+# -- fetching from threads ---------------------------------------------------------------------
+class ThreadFetcher:
+    """Fetches ``positions`` in order: a dispatcher thread admits each position while fewer
+    than ``requests`` are in flight and the bytes cap allows it (at least one request always
+    runs), worker threads run ``fetch(url)`` (bytes, or an exception object it returns) and
+    hand results to ``deliver(position, result)`` one at a time. ``deliver`` returning False
+    stops everything. ``cancel()`` stops admitting at once; a request already on the wire
+    finishes (bounded by the per-request timeout) without being delivered."""
+
+    def __init__(self, fetch: Callable[[str], object], urls: Sequence[str], sizes: Sequence[int],
+                 positions: Sequence[int], requests: int, bytes_cap: int, deliver, poll_released,
+                 held: List[int], cond: threading.Condition, on_broken: Optional[Callable] = None):
+        self.fetch = fetch
+        self.urls = urls
+        self.sizes = sizes
+        self.positions = list(positions)
+        self.requests = max(1, min(int(requests), len(self.positions) or 1))
+        self.bytes_cap = bytes_cap
+        self.deliver = deliver
+        self.poll_released = poll_released
+        self.held = held
+        self.cond = cond  # guards held[0]
+        self.on_broken = on_broken
+        self.stopped = threading.Event()
+        self.finished = threading.Event()
+        self._work: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.requests)
+        self._deliver_lock = threading.Lock()
+        self._in_flight = 0
+        self._workers: List[threading.Thread] = []
+        self._dispatcher: Optional[threading.Thread] = None
+        self._remaining = len(self.positions)
+        self._count_lock = threading.Lock()
+
+    def start(self) -> "ThreadFetcher":
+        if not self.positions:
+            self.finished.set()
+            return self
+        for i in range(self.requests):
+            t = threading.Thread(target=self._worker, name=f"pyimgdir-fetch-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="pyimgdir-fetch-dispatch", daemon=True)
+        self._dispatcher.start()
+        return self
+
+    def _dispatch(self) -> None:
+        try:
+            for pos in self.positions:
+                need = max(int(self.sizes[pos]), 1)
+                while True:
+                    if self.stopped.is_set():
+                        return
+                    if self._slots.acquire(timeout=0.05):
+                        break
+                    self.poll_released()
+                while True:
+                    self.poll_released()
+                    with self.cond:
+                        if self.held[0] <= 0 or self.held[0] + need <= self.bytes_cap:
+                            self.held[0] += need
+                            break
+                    if self.stopped.wait(0.002):
+                        self._slots.release()
+                        return
+                self._work.put(pos)
+        except BaseException as e:  # noqa: BLE001 - the consumer must not wait forever
+            self._broken(e)
+        finally:
+            for _ in self._workers:
+                self._work.put(None)
+
+    def _worker(self) -> None:
+        while True:
+            pos = self._work.get()
+            if pos is None or self.stopped.is_set():
+                return
+            try:
+                result = self.fetch(self.urls[pos])
+            except BaseException as e:  # noqa: BLE001 - fetch returns its failures; this is a bug
+                self._broken(e)
+                return
+            finally:
+                self._slots.release()
+            with self._deliver_lock:
+                if self.stopped.is_set():
+                    return
+                need = max(int(self.sizes[pos]), 1)
+                if isinstance(result, (bytes, bytearray, memoryview)) and len(result) > need:
+                    with self.cond:
+                        self.held[0] += len(result) - need
+                try:
+                    ok = self.deliver(pos, result) is not False
+                except BaseException as e:  # noqa: BLE001
+                    self._broken(e)
+                    return
+                with self._count_lock:
+                    self._remaining -= 1
+                    done = self._remaining == 0
+                if not ok:
+                    self.stopped.set()
+                if done or not ok:
+                    self.finished.set()
+
+    def _broken(self, exc: BaseException) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self.on_broken is not None:
+            self.on_broken(exc)
+        self.finished.set()
+
+    def cancel(self, timeout: float = 1.0) -> None:
+        self.stopped.set()
+        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
+            self._dispatcher.join(timeout)
+        self.finished.set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self.finished.wait(timeout)
+
+
+# -- listing -----------------------------------------------------------------------------------
+PAGE = 1000  # objects per listing page on S3 and GCS
+
+
+async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_failure, url_of) -> Tuple[list, list]:
+    """Every object under ``prefix`` (which ends with "/", or is "" for a bucket's root):
+    (objects as (key, size, etag), folder prefixes seen at the top level). Keys ending with
+    "/" are folder markers.
+
+    One delimited listing of the top level, then: with at most ``concurrency`` folders, each
+    folder's subtree listed side by side; with more, the folders cut into contiguous ranges
+    listed flat (``start_after`` the range's first folder, stopping at the next range's), a
+    range splitting its untouched half off to a new chain after each full page while fewer
+    than ``concurrency`` chains run. So 3,000 folders of 2 objects take a handful of requests
+    and 100 folders of 1,000 run up to ``concurrency`` chains at once.
+
+    ``on_failure(url, exc, attempt)`` is awaited after a failed request: it returns after
+    the backoff when the request should be asked again (the listing resumes after the last
+    key it received) or raises. Cancelling the returned coroutine cancels every chain."""
+    async def attempt_loop(what_url, body):
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the caller classifies
+                await on_failure(what_url, e, attempt)
+
+    state = {"top": None}
+
+    async def top():
+        state["top"] = await client.list_top(prefix)
+
+    await attempt_loop(url_of(prefix), top)
+    files, folders = state["top"]
+    objects: List[Tuple[str, int, str]] = list(files)
+    folders.sort()
+    if not folders:
+        return objects, folders
+
+    plen = len(prefix)
+    active = [0]
+    tasks: List[asyncio.Task] = []
+
+    async def chain(lo: int, hi_box: List[int], bounded: bool) -> None:
+        """Objects of folders[lo:hi_box[0]]; hi_box may shrink when this chain splits."""
+        last = [None]
+        cur = [lo]
+        count = [0]
+
+        async def run():
+            list_prefix = folders[lo] if not bounded else prefix
+            start_after = last[0] if last[0] is not None else (folders[lo] if bounded else None)
+            lister = await client.list_page_stream(list_prefix, start_after)
+            async for e in lister:
+                key = e.path
+                hi = hi_box[0]
+                if bounded:
+                    if hi < len(folders) and key >= folders[hi]:
+                        return
+                    while cur[0] + 1 < hi and key >= folders[cur[0] + 1]:
+                        cur[0] += 1
+                last[0] = key
+                count[0] += 1
+                if not bounded or "/" in key[plen:].rstrip("/"):
+                    m = e.metadata
+                    objects.append((key, m.content_length, m.etag or ""))
+                if bounded and count[0] % PAGE == 0 and active[0] < concurrency and hi - cur[0] - 1 >= 2:
+                    mid = cur[0] + 1 + (hi - cur[0] - 1) // 2
+                    hi_box[0] = mid
+                    spawn(mid, [hi], True)
+
+        try:
+            await attempt_loop(url_of(folders[lo]), run)
+        finally:
+            active[0] -= 1
+
+    def spawn(lo, hi_box, bounded):
+        active[0] += 1
+        tasks.append(asyncio.ensure_future(chain(lo, hi_box, bounded)))
+
+    if len(folders) <= concurrency:
+        for i in range(len(folders)):
+            spawn(i, [i + 1], False)
+    else:
+        k = max(1, min(concurrency, len(folders) // PAGE))
+        bounds = [len(folders) * j // k for j in range(k + 1)]
+        for j in range(k):
+            spawn(bounds[j], [bounds[j + 1]], True)
+    try:
+        done = 0
+        while done < len(tasks):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for t in finished:
+                if t.exception() is not None:
+                    raise t.exception()
+            done = sum(t.done() for t in tasks)
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return objects, folders
