@@ -102,6 +102,8 @@ def test_rows_equal_numpy(cluster, tree, case):
 def test_executions_are_epochs_and_deterministic(cluster, tree):
     kw = dict(image_size=SIZE, seed=3, random_resized_crop=True, random_flip="horizontal", dtype="uint8")
     ds = pyimgdir.ray_dataset(tree, include_paths=True, rows_per_block=3, verbose=False, **kw)
+    # known without reading (an execution would advance the epoch)
+    assert ds.schema().names == ["image", "label", "path"] and ds.count() == len(ds.file_paths)
     first, second = rows_of(ds), rows_of(ds)  # executions 0 and 1: epochs 0 and 1
     for epoch, (images, _, paths) in enumerate((first, second)):
         want_x, _, want_paths, _ = numpy_epoch(tree, epoch, **kw)

@@ -223,6 +223,8 @@ class _DatasourceBase:
         if files is None:
             files = list(source.file_paths)
         raw = source.labels.raw if source.labels.enabled else None
+        self.has_labels = raw is not None
+        self.label_dtype = raw.dtype if raw is not None else None
         sizes = None
         if store is not None:  # object sizes from the listing, for the fetcher's byte budget
             sizes = np.array([store.sizes.get(p, 0) for p in source.file_paths], dtype=np.int64)
@@ -273,6 +275,7 @@ class _DatasourceBase:
         # Whole blocks per task, spread evenly: every block but the epoch's last is full.
         bounds = [min(len(order), (blocks * t // n_tasks) * bs) for t in range(n_tasks + 1)]
         exact_rows = self.spec.on_error == "raise"
+        schema = self.schema()
         tasks = []
         for t in range(n_tasks):
             idx = order[bounds[t]:bounds[t + 1]]
@@ -285,9 +288,22 @@ class _DatasourceBase:
                 exec_stats=None,
             )
             task = _Slice(self, idx, epoch)
-            tasks.append(ReadTask(functools.partial(_read_slice, task), meta,
+            tasks.append(ReadTask(functools.partial(_read_slice, task), meta, schema=schema,
                                   per_task_row_limit=per_task_row_limit))
         return tasks
+
+    def schema(self):
+        """The blocks' Arrow schema, from a one-row batch of zeros: known before any read,
+        so ``ds.schema()`` runs nothing (an execution would advance the epoch)."""
+        from ray.data.block import BlockAccessor
+
+        batch = {"image": np.zeros((1, *self.spec.sample_shape), dtype=self.spec.dtype)}
+        if self.label_mode is not None and self.has_labels:
+            labels = _Labels(np.zeros(1, dtype=self.label_dtype), self.label_mode, self.num_classes)
+            batch["label"] = labels.encode(np.zeros(1, dtype=np.int64))
+        if self.include_paths:
+            batch["path"] = np.array([""], dtype=object)
+        return BlockAccessor.batch_to_block(batch).schema
 
 
 class _Slice:
