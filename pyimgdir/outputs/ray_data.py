@@ -219,11 +219,7 @@ class _DatasourceBase:
         self.include_paths = include_paths
         store = source.store
         self.remote = None if store is None else (store.url, store.options)
-        files = getattr(source, "files", None)
-        if files is None:
-            files = list(source.file_paths)
         raw = source.labels.raw if source.labels.enabled else None
-        self.has_labels = raw is not None
         self.label_dtype = raw.dtype if raw is not None else None
         sizes = None
         if store is not None:  # object sizes from the listing, for the fetcher's byte budget
@@ -231,7 +227,7 @@ class _DatasourceBase:
         # The index, labels and sizes go into Ray's object store once; read tasks carry the
         # reference and their slice of the order, not a copy of the file list each (as
         # Ray's own file-based datasources do with their paths).
-        self.shared = ray.put((files, raw, sizes))
+        self.shared = ray.put((source.files, raw, sizes))
         self.sample_bytes = int(np.prod(self.spec.sample_shape)) * np.dtype(self.spec.dtype).itemsize
 
     def get_name(self) -> str:
@@ -298,7 +294,7 @@ class _DatasourceBase:
         from ray.data.block import BlockAccessor
 
         batch = {"image": np.zeros((1, *self.spec.sample_shape), dtype=self.spec.dtype)}
-        if self.label_mode is not None and self.has_labels:
+        if self.label_dtype is not None:
             labels = _Labels(np.zeros(1, dtype=self.label_dtype), self.label_mode, self.num_classes)
             batch["label"] = labels.encode(np.zeros(1, dtype=np.int64))
         if self.include_paths:
@@ -320,13 +316,6 @@ class _Slice:
         self.report_actor = ds.report_actor
         self.include_paths = ds.include_paths
         self.remote = ds.remote
-
-
-def _paths_at(source: BatchSource, indices: np.ndarray) -> List[str]:
-    files = getattr(source, "files", None)
-    if files is not None:
-        return list(files.paths_at(indices))
-    return [source.file_paths[i] for i in indices.tolist()]
 
 
 # Batch sources kept by a worker process between read tasks, by dataset: the index is
@@ -378,7 +367,7 @@ def _read_slice(task: _Slice) -> Iterator:
         if with_labels:
             batch["label"] = source.labels.encode(rows)
         if task.include_paths:
-            batch["path"] = np.array(_paths_at(source, rows), dtype=object)
+            batch["path"] = np.array(source.files.paths_at(rows), dtype=object)
         yield BlockAccessor.batch_to_block(batch)
     if task.report_actor is not None and len(source.skipped) > skipped_before:
         import ray
