@@ -120,15 +120,21 @@ def _boot_id() -> str:
         return socket.gethostname()
 
 
+# Shared files written by this process: kept until it exits (a worker may start, and map
+# them, long after the pickle was made, and from a copy of the dataset that wrote them).
+_WRITTEN: list = []
+
+
 class _SharedFiles:
     """A source's files, labels and fixed order written once for processes on this machine
     to map: the compact index and rows (_core.FileList.write_mapped), numpy arrays as .npy
-    (memory-mapped read-only). Removed when the source that wrote them is gone."""
+    (memory-mapped read-only). Removed when the process that wrote them exits."""
 
     def __init__(self, files, raw_labels, permutation):
         self.permutation = permutation
         self.dir = tempfile.mkdtemp(prefix="pyimgdir-index-", dir=_shared_dir())
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
+        _WRITTEN.append(self)
         files.write_mapped(os.path.join(self.dir, "files"))
         self.labels = raw_labels is not None and raw_labels.dtype.kind != "O"
         if self.labels:
