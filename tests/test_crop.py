@@ -1,4 +1,4 @@
-"""Training input (csrc/core/crop.cpp, pyimgdir/augment.py): random-resized crops and flips.
+"""Training input (csrc/core/crop.cpp, pyimgdir/options/augment.py): random-resized crops and flips.
 
 Exactness: every sample equals TensorFlow's ``tf.image.resize(tf.image.decode_and_crop_jpeg(
 data, box), size)`` (flipped where flipped) for the box pyimgdir reports. Determinism: the
