@@ -8,7 +8,6 @@ over the whole dataset — see README "Differences from Keras").
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
