@@ -1,18 +1,22 @@
-"""Directory indexing at scale: pyimgdir against Keras' own indexing on the same trees.
+"""What indexing a large folder costs, per file: memory and CPU of pyimgdir's formats and
+of Keras, on the same trees, in the same run; and the private memory each extra torch
+DataLoader / Grain mp_prefetch worker adds.
 
-Trees of empty ``.jpg`` files (indexing never opens them):
-  classes  200,000 files in 100 class folders
-  flat     200,000 files in one class folder
-  million  1,000,000 files in 1,000 class folders (time and peak memory)
-  flatmillion 1,000,000 files in one folder
+Trees have 1,000 class folders (``class_0042/img_0000042.jpg``); every file is a hard link
+to its class's one 8x8 JPEG, so a million files take a thousand inodes, indexing opens no
+file, and the first batch decodes real images. Each measurement is a fresh process: CPU
+time (all threads) from before the imports to the first batch, and resident memory
+(VmRSS) growth over the same span. Per file is the difference between a large and a small
+tree over the difference in files, so fixed costs (imports, TensorFlow's start-up, the
+batch buffers) cancel. Calls are Keras' defaults with ``image_size=(8, 8)``, ``seed=1``
+(shuffled).
 
-Each measurement runs in a fresh subprocess (page cache warm from a first listing); the
-median of ``--repeat`` runs is reported with the peak RSS. Two levels are timed:
-``index`` (Keras ``dataset_utils.index_directory`` vs ``pyimgdir.sources.index.index_directory``
-plus the global shuffle, i.e. file list, labels and class names) and ``call`` (the whole
-``image_dataset_from_directory`` call with ``format="tf"``, which also builds the dataset).
+Workers: a TorchDataset under ``DataLoader(num_workers=2)`` (fork) and a Grain dataset
+under ``mp_prefetch`` (2 workers); after the first batch, each worker's private memory
+(USS: pages only it holds). Per file again as large minus small tree.
 
-    python benchmarks/bench_index.py --trees classes flat [--repeat 3] [--json out.json]
+    python benchmarks/bench_index.py                      # 20k and 200k files
+    python benchmarks/bench_index.py --sizes 100000 1000000 --json benchmarks/results/index-1m.json
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -28,115 +33,182 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "index"
-TREES = {
-    "classes": (100, 2000),
-    "flat": (1, 200_000),
-    "million": (1000, 1000),
-    "flatmillion": (1, 1_000_000),
-}
+CLASSES = 1000
+FORMATS = ["numpy", "tf", "grain", "torch", "keras"]
 
 
-def make_tree(name: str) -> Path:
-    classes, per_class = TREES[name]
-    root = DATA / name
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_tree(files: int) -> Path:
+    root = DATA / f"links-{files}"
     marker = root / ".complete"
     if marker.exists():
         return root
-    for c in range(classes):
+    import numpy as np
+    from PIL import Image
+
+    per_class = -(-files // CLASSES)
+    made = 0
+    src_dir = DATA / "sources"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    for c in range(CLASSES):
+        src = src_dir / f"class_{c:04d}.jpg"
+        if not src.exists():
+            Image.fromarray(np.full((8, 8, 3), c % 256, np.uint8)).save(src, quality=90)
         d = root / f"class_{c:04d}"
         d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            for i in range(per_class):
-                os.close(os.open(f"img_{i:07d}.jpg", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
-        finally:
-            os.close(fd)
+        for i in range(min(per_class, files - made)):
+            os.link(src, d / f"img_{c * per_class + i:07d}.jpg")
+        made += min(per_class, files - made)
     marker.write_text("ok\n")
     return root
 
 
 CHILD = r"""
-import json, os, resource, sys, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-which, level, root = sys.argv[1], sys.argv[2], sys.argv[3]
-import numpy as np
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+def uss(pid):
+    total = 0
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1]) * 1024
+    return total
+
+which, root = sys.argv[1], sys.argv[2]
+rss0, cpu0 = rss(), time.process_time()
+kw = dict(image_size=(8, 8), seed=1, verbose=False)
+out = {}
 if which == "keras":
-    import tensorflow as tf, keras
-    from keras.src.utils import dataset_utils
-else:
-    if level == "call":
-        import tensorflow as tf  # imported before timing, as for Keras
-    import pyimgdir
-    from pyimgdir.sources.index import index_directory
-    from pyimgdir.order import global_shuffle
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
-if level == "index":
-    if which == "keras":
-        paths, labels, names = dataset_utils.index_directory(
-            root, "inferred", formats=(".bmp", ".gif", ".jpeg", ".jpg", ".png"), shuffle=True, seed=1, verbose=False)
-        n = len(paths)
-    else:
-        idx = index_directory(root, "inferred", formats=(".bmp", ".gif", ".jpeg", ".jpg", ".png"), verbose=False)
-        perm = global_shuffle(len(idx.file_paths), 1)
-        paths = [idx.file_paths[i] for i in perm.tolist()]
-        labels = idx.labels[perm]
-        n = len(paths)
-else:
-    mod = keras.utils if which == "keras" else pyimgdir
-    ds = mod.image_dataset_from_directory(root, seed=1, verbose=False)
+    import keras
+    ds = keras.utils.image_dataset_from_directory(root, **kw)
+    next(iter(ds))
     n = len(ds.file_paths)
-dt = time.perf_counter() - t
-rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "files": n, "peak_rss_mib": rss1 / 1024, "import_rss_mib": rss0 / 1024}))
+elif which in ("numpy", "tf", "grain"):
+    import pyimgdir
+    if which == "tf":
+        import tensorflow  # noqa: F401  (the tf format needs it; Keras' row imports it too)
+    ds = pyimgdir.image_dataset_from_directory(root, format=which, **kw)
+    next(iter(ds))
+    n = len(ds.file_paths)
+elif which == "torch":
+    import pyimgdir, torch
+    ds = pyimgdir.TorchDataset(root, **kw)
+    next(iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)))
+    n = len(ds.file_paths)
+elif which == "torch-workers":
+    import pyimgdir, torch
+    ds = pyimgdir.TorchDataset(root, **kw)
+    it = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, prefetch_factor=1))
+    next(it)
+    time.sleep(0.5)  # let every worker reach its first batch
+    n = len(ds.file_paths)
+    out["worker_uss"] = [uss(w.pid) for w in it._workers]
+    out["worker_cpu"] = []
+elif which == "grain-workers":
+    import grain, psutil, pyimgdir
+    from absl import flags
+    if not flags.FLAGS.is_parsed():  # Grain's worker code reads its absl flags
+        flags.FLAGS.mark_as_parsed()
+    ds = pyimgdir.image_dataset_from_directory(root, format="grain", **kw)
+    it = iter(ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=2)))
+    next(it)
+    time.sleep(0.5)
+    n = len(ds.file_paths)
+    kids = [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
+    out["worker_uss"] = [uss(p.pid) for p in kids]
+    for p in psutil.Process().children(recursive=True):  # spawned: they would outlive os._exit
+        p.kill()
+out.update(files=n, cpu_s=time.process_time() - cpu0, rss_growth=rss() - rss0)
+print("RESULT " + json.dumps(out))
+sys.stdout.flush()
+if "pyimgdir.batches.source" in sys.modules:  # shared index files (os._exit skips their removal)
+    import shutil
+    for shared in sys.modules["pyimgdir.batches.source"]._WRITTEN:
+        shutil.rmtree(shared.dir, ignore_errors=True)
+os._exit(0)  # workers and TensorFlow threads: no slow teardown
 """
 
 
-def measure(which: str, level: str, root: Path, repeat: int) -> dict:
+def measure(which: str, root: Path, repeat: int) -> dict:
     runs = []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", CHILD, which, level, str(root)], check=True,
-                             capture_output=True, text=True).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-    best["seconds_all"] = [round(r["seconds"], 3) for r in runs]
+        p = subprocess.run([sys.executable, "-c", CHILD, which, str(root)], capture_output=True, text=True)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+        if p.returncode != 0 or not lines:
+            raise RuntimeError(f"{which} on {root} failed:\n{p.stderr[-3000:]}")
+        runs.append(json.loads(lines[-1][7:]))
+    runs.sort(key=lambda r: r["cpu_s"])
+    best = dict(runs[len(runs) // 2])
+    best["cpu_s_all"] = [round(r["cpu_s"], 3) for r in runs]
+    best["rss_growth_median"] = statistics.median(r["rss_growth"] for r in runs)
     return best
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trees", nargs="+", default=["classes", "flat"], choices=list(TREES))
-    ap.add_argument("--levels", nargs="+", default=["index", "call"], choices=["index", "call"])
-    ap.add_argument("--loaders", nargs="+", default=["pyimgdir", "keras"], choices=["pyimgdir", "keras"])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sizes", nargs=2, type=int, default=[20_000, 200_000], metavar=("SMALL", "LARGE"))
+    ap.add_argument("--formats", nargs="+", default=FORMATS, choices=FORMATS)
+    ap.add_argument("--workers", nargs="*", default=["torch-workers", "grain-workers"],
+                    choices=["torch-workers", "grain-workers"])
+    ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", help="write results here")
     args = ap.parse_args()
-    results = []
-    for tree in args.trees:
+    small, large = args.sizes
+    trees = {}
+    for n in (small, large):
         t = time.perf_counter()
-        root = make_tree(tree)
-        print(f"{tree}: tree ready ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
-        for p in root.iterdir():  # warm the dentry cache
-            pass
-        for level in args.levels:
-            row = {"tree": tree, "level": level}
-            for which in args.loaders:
-                row[which] = measure(which, level, root, args.repeat)
-            if "keras" in row and "pyimgdir" in row:
-                row["speedup"] = row["keras"]["seconds"] / row["pyimgdir"]["seconds"]
-            results.append(row)
-    print(f"\n{'tree':<12}{'level':<7}{'files':>10}{'pyimgdir s':>12}{'keras s':>10}{'speedup':>9}"
-          f"{'pyimgdir MiB':>14}{'keras MiB':>11}")
-    for r in results:
-        p, k = r.get("pyimgdir", {}), r.get("keras", {})
-        print(f"{r['tree']:<12}{r['level']:<7}{p.get('files', k.get('files', 0)):>10}"
-              f"{p.get('seconds', float('nan')):>12.3f}{k.get('seconds', float('nan')):>10.3f}"
-              f"{r.get('speedup', float('nan')):>8.1f}x{p.get('peak_rss_mib', float('nan')):>14.0f}"
-              f"{k.get('peak_rss_mib', float('nan')):>11.0f}")
+        trees[n] = make_tree(n)
+        print(f"tree of {n} files ready ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+        subprocess.run(["find", str(trees[n]), "-type", "d"], capture_output=True)  # warm the dentries
+    results = {}
+    for which in args.formats + list(args.workers or []):
+        results[which] = {}
+        for n in (small, large):
+            print(f"{which} at {n} files ...", file=sys.stderr)
+            results[which][n] = measure(which, trees[n], args.repeat)
+    dn = large - small
+    print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores); trees of {small:,} and {large:,} files, "
+          f"{CLASSES} classes")
+    print(f"{'':<8}{'small: CPU s':>14}{'MiB':>8}{'large: CPU s':>14}{'MiB':>8}{'bytes/file':>12}"
+          f"{'us/file':>9}{'x numpy CPU':>13}")
+    per_file = {}
+    for which in args.formats:
+        s, big = results[which][small], results[which][large]
+        b = (big["rss_growth_median"] - s["rss_growth_median"]) / dn
+        us = (big["cpu_s"] - s["cpu_s"]) / dn * 1e6
+        per_file[which] = {"bytes": b, "cpu_us": us}
+    for which in args.formats:
+        s, big = results[which][small], results[which][large]
+        ratio = per_file[which]["cpu_us"] / per_file["numpy"]["cpu_us"] if "numpy" in per_file else float("nan")
+        print(f"{which:<8}{s['cpu_s']:>14.2f}{s['rss_growth_median'] / 2**20:>8.0f}{big['cpu_s']:>14.2f}"
+              f"{big['rss_growth_median'] / 2**20:>8.0f}{per_file[which]['bytes']:>12.0f}"
+              f"{per_file[which]['cpu_us']:>9.2f}{ratio:>13.2f}")
+    for which in args.workers or []:
+        s, big = results[which][small], results[which][large]
+        per_worker = [(b - a) / dn for a, b in zip(s["worker_uss"], big["worker_uss"])]
+        per_file[which] = {"private_bytes_per_worker": per_worker}
+        print(f"{which}: private memory per worker {[round(v / 2**20) for v in big['worker_uss']]} MiB at "
+              f"{large:,} files; per file {[round(v, 1) for v in per_worker]} bytes")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": os.uname()._asdict() if hasattr(os.uname(), "_asdict") else str(os.uname()),
-                                               "cpus": os.cpu_count(), "results": results}, indent=1))
+        Path(args.json).write_text(json.dumps({
+            "cpu": cpu_model(), "cores": os.cpu_count(), "python": sys.version.split()[0],
+            "sizes": [small, large], "classes": CLASSES, "results": results, "per_file": per_file,
+        }, indent=1))
     return 0
 
 

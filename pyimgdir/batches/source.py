@@ -261,8 +261,9 @@ class BatchSource:
         return {"seed": int(self.seed), "epoch": int(epoch), "batches": int(batches),
                 "shard": [int(self.shard_index), int(self.shard_count)]}
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """File indices of this shard's epoch, in order (the same on every worker)."""
+    def epoch_order(self, epoch: int, part: Optional[slice] = None) -> np.ndarray:
+        """File indices of this shard's epoch, in order (the same on every worker); with
+        ``part``, only that slice of it (a Grain worker's), widened to int64 alone."""
         n = len(self.files)
         if self.shuffle and self.permutation is not None:
             full = self.permutation
@@ -270,8 +271,11 @@ class BatchSource:
             # 32-bit while whole (every shard computes all of it), widened once sliced
             full = epoch_permutation(n, self.seed, epoch, np.uint32 if n < 2**32 else np.int64)
         else:
-            full = np.arange(n, dtype=np.int64)
-        return shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder).astype(np.int64)
+            full = np.arange(n, dtype=np.uint32 if n < 2**32 else np.int64)
+        order = shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder)
+        if part is not None:
+            order = order[part]
+        return np.ascontiguousarray(order, dtype=np.int64)
 
     def _note_failures(self, failures) -> None:
         for _, _, path, reason in failures:
@@ -379,7 +383,7 @@ class BatchSource:
         # is not kept. Small lists pickle whole (the compact index: a few bytes a file); large
         # ones go once into files that every process on this machine maps and shares (index,
         # rows, labels, fixed order), so a worker adds almost no memory of its own.
-        state = {"spec": self.spec, "skipped": list(self.skipped)}
+        state = {"spec": self.spec, "skipped": list(self.skipped), "store": self.store}  # a URL's store
         if len(self.files) >= _SHARE_AT and self.store is None:
             state["shared"] = self._shared_state()
             state["labels"] = _Labels(None, self.labels.mode, self.labels.num_classes)
@@ -394,7 +398,7 @@ class BatchSource:
             labels.raw = raw
         else:
             files, labels, permutation = state["files"], state["labels"], state["permutation"]
-        self.__init__(files, labels, state["spec"], skipped=state["skipped"])
+        self.__init__(files, labels, state["spec"], skipped=state["skipped"], store=state.get("store"))
         self.permutation = permutation
         if "shared" in state:
             # A copy (Grain deep-copies before pickling) passes on the same shared files.

@@ -122,18 +122,19 @@ class GrainDataset(_grain().IterDataset):
         self._slice = (sl, bool(sequential_slice))
 
     def _order(self, epoch: int) -> np.ndarray:
-        order = self._source.epoch_order(epoch)
+        # The worker's slice is taken before the order is widened to int64: a worker
+        # holds its own part of the epoch, not the whole of it.
         if self._slice is None:
-            return order
+            return self._source.epoch_order(epoch)
         sl, sequential = self._slice
         if not sequential:
-            return order[sl]
+            return self._source.epoch_order(epoch, part=sl)
         # Grain's sequential slicing: worker i of n takes the i-th of n contiguous runs.
         grain = _grain()
         start, end = grain.sharding.even_split(
-            len(order), grain.sharding.ShardOptions(sl.start, sl.step, drop_remainder=False)
+            self._source.num_samples, grain.sharding.ShardOptions(sl.start, sl.step, drop_remainder=False)
         )
-        return order[start:end]
+        return self._source.epoch_order(epoch, part=slice(start, end))
 
     def __iter__(self) -> "GrainDatasetIterator":
         return GrainDatasetIterator(self)
