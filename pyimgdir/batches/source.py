@@ -123,6 +123,7 @@ def _boot_id() -> str:
 # Shared files written by this process: kept until it exits (a worker may start, and map
 # them, long after the pickle was made, and from a copy of the dataset that wrote them).
 _WRITTEN: list = []
+_SHARED_LOCK = threading.Lock()
 
 
 class _SharedFiles:
@@ -408,9 +409,11 @@ class BatchSource:
         mapped = getattr(self, "_mapped", None)
         if mapped is not None and mapped[1] is self.permutation:
             return mapped[0]
-        shared = getattr(self, "_shared", None)
-        if shared is None or shared.permutation is not self.permutation:
-            shared = self._shared = _SharedFiles(self.files, self.labels.raw, self.permutation)
+        # Grain pickles the dataset for its workers from several threads at once: one writes.
+        with _SHARED_LOCK:
+            shared = getattr(self, "_shared", None)
+            if shared is None or shared.permutation is not self.permutation:
+                shared = self._shared = _SharedFiles(self.files, self.labels.raw, self.permutation)
         return shared.state()
 
     def iter_epoch(
