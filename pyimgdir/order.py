@@ -71,5 +71,4 @@ def shard_slice(order: np.ndarray, index: int, count: int, remainder: str) -> np
             order = np.concatenate([order] * reps)[:total] if n else order
     else:
         order = order[: n // count * count]
-    # A copy, so the whole epoch's order is not kept alive by this shard's part of it.
-    return order[index::count].copy()
+    return order[index::count]

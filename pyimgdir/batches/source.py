@@ -276,7 +276,9 @@ class BatchSource:
         order = shard_slice(full, self.shard_index, self.shard_count, self.shard_remainder)
         if part is not None:
             order = order[part]
-        return np.ascontiguousarray(order, dtype=np.int64)
+        # One copy, of this shard's (and part's) files only: the whole epoch's order is
+        # not kept alive by a view of it.
+        return np.array(order, dtype=np.int64, copy=True)
 
     def _note_failures(self, failures) -> None:
         for _, _, path, reason in failures:
