@@ -1,27 +1,29 @@
-"""Object stores: pyimgdir reading ``s3://`` against the same tree on local disk, and against a
-plain loop that reads each object with fsspec and decodes it, with 0, 20 and 100 ms added to
-every request. Then listing a bucket of many objects.
+"""Object stores: the client process's CPU per image reading ``s3://`` (native client and the
+fsspec path, in the same run) against the same tree on local disk, interleaved; requests per
+object; then listing a bucket of many objects, and a bucket of many small class folders.
 
-The S3 server is moto's (``ThreadedMotoServer``) in a separate process, behind
-``tests/fault_proxy.py`` (one proxy per latency, no faults), so the server's CPU is not
-charged to the loader's process (it still shares this machine's cores). Objects are put
-straight into the server's in-memory backend (uploading 100,000 objects over HTTP would
-take longer than anything measured here).
+Three processes, so that only the loader's own work is charged to the measured one:
+- the S3 server: moto's app under waitress (HTTP/1.1 keep-alive, as S3; moto's own werkzeug
+  server closes every connection, which would charge a reconnect to every request);
+- a proxy (tests/fault_proxy.py) adding ``--latency`` ms to every request and counting them;
+- this process: pyimgdir, CPU time from ``os.times()`` around each epoch.
+Objects are put straight into the server's in-memory backend.
 
-    python benchmarks/bench_remote.py [--dataset photos] [--epochs 2] [--rounds 2]
-        [--latencies 0,20,100] [--list-objects 100000] [--json benchmarks/results/remote.json]
+    python benchmarks/bench_remote.py [--dataset photos] [--files 600] [--epochs 2] [--rounds 2]
+        [--latency 20] [--list-objects 100000] [--json benchmarks/results/remote.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,29 +34,31 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_D
 KW = dict(image_size=(224, 224), batch_size=64, seed=1, verbose=False, format="numpy")
 
 
-# -- the server process ------------------------------------------------------------------------
-def _serve(conn, latencies):
-    os.environ.update(S3_ENV)
+# -- the server process: moto's app under waitress ---------------------------------------------
+def _serve(conn):
     import logging
+    import socket
+    import threading
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.update(S3_ENV)
+    logging.disable(logging.WARNING)
     from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.s3.models import s3_backends
-    from moto.server import ThreadedMotoServer
+    from waitress.server import create_server
 
-    from fault_proxy import FaultProxy
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound here, then handed to waitress: no port race
+    sock.listen(512)
+    server = create_server(DomainDispatcherApplication(create_backend_app), sockets=[sock], threads=16)
+    threading.Thread(target=server.run, daemon=True).start()
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
-    proxies = {lat: FaultProxy(port, latency=lat / 1000.0).start() for lat in latencies}
-    conn.send({"port": port, "proxies": {lat: p.port for lat, p in proxies.items()}})
+    conn.send(sock.getsockname()[1])
     while True:
         cmd, arg = conn.recv()
         if cmd == "stop":
             break
-        if cmd == "upload":  # (local root, bucket, prefix): every file, straight into the backend
+        if cmd == "upload":  # (local root, bucket, prefix)
             root, bucket, prefix = arg
             backend.create_bucket(bucket, "us-east-1")
             n = 0
@@ -66,150 +70,175 @@ def _serve(conn, latencies):
                         backend.put_object(bucket, key, fh.read())
                     n += 1
             conn.send(n)
-        elif cmd == "populate":  # (bucket, count): count small objects in 100 class folders
-            bucket, count = arg
+        elif cmd == "populate":  # (bucket, folders, per folder): tiny objects
+            bucket, folders, per = arg
             backend.create_bucket(bucket, "us-east-1")
-            per = max(1, count // 100)
-            for i in range(count):
-                backend.put_object(bucket, f"d/c{i // per:03d}/img_{i % per:05d}.jpg", b"\xff\xd8")
-            conn.send(count)
-        elif cmd == "stats":
+            for i in range(folders):
+                for j in range(per):
+                    backend.put_object(bucket, f"d/c{i:05d}/img_{j:05d}.jpg", b"\xff\xd8")
+            conn.send(folders * per)
+        elif cmd == "cpu":
             t = os.times()
-            conn.send({"cpu_s": t.user + t.system,
-                       "requests": {lat: sum(p.counts.values()) for lat, p in proxies.items()}})
-    for p in proxies.values():
-        p.stop()
-    server.stop()
+            conn.send(t.user + t.system)
     conn.send("stopped")
 
 
-class Server:
-    def __init__(self, latencies):
+# -- the proxy process -------------------------------------------------------------------------
+def _proxy(conn, upstream_port, latency):
+    from fault_proxy import FaultProxy
+
+    proxy = FaultProxy(upstream_port, latency=latency).start()
+    conn.send(proxy.port)
+    while True:
+        cmd, _ = conn.recv()
+        if cmd == "stop":
+            break
+        if cmd == "counts":
+            with proxy.lock:
+                conn.send(dict(proxy.counts))
+        elif cmd == "reset":
+            proxy.reset_counts()
+            conn.send(True)
+    proxy.stop()
+    conn.send("stopped")
+
+
+class Child:
+    def __init__(self, target, *args):
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, latencies), daemon=True)
+        self.proc = ctx.Process(target=target, args=(child, *args), daemon=True)
         self.proc.start()
-        info = self.conn.recv()
-        self.port = info["port"]
-        self.proxies = info["proxies"]
+        self.port = self.conn.recv()
 
     def call(self, cmd, arg=None):
         self.conn.send((cmd, arg))
         return self.conn.recv()
 
-    def endpoint(self, latency):
-        return f"http://127.0.0.1:{self.proxies[latency]}"
-
     def stop(self):
-        self.call("stop")
+        try:
+            self.call("stop")
+        except (EOFError, OSError):
+            pass
         self.proc.join(10)
 
 
-# -- loaders -----------------------------------------------------------------------------------
-def _cpu():
+def request_kinds(counts: dict) -> dict:
+    out = {"object_get": 0, "listing": 0, "head": 0, "other": 0}
+    for (method, path), n in counts.items():
+        if method == "GET" and path.endswith("?"):
+            out["listing"] += n
+        elif method == "GET":
+            out["object_get"] += n
+        elif method == "HEAD":
+            out["head"] += n
+        else:
+            out["other"] += n
+    return out
+
+
+# -- measured runs -----------------------------------------------------------------------------
+def _cpu() -> float:
     t = os.times()
     return t.user + t.system
 
 
-def run_pyimgdir(directory, epochs, server=None, **extra):
+def _client(name: str):
+    """Selects the client for the next dataset: the native one, or the fsspec path."""
+    if name == "fsspec":
+        os.environ["PYIMGDIR_REMOTE_CLIENT"] = "fsspec"
+    else:
+        os.environ.pop("PYIMGDIR_REMOTE_CLIENT", None)
+
+
+def run_epochs(directory, epochs, client="native", proxy=None, **extra):
     import numpy as np
 
     import pyimgdir
 
-    ds = pyimgdir.image_dataset_from_directory(directory, **KW, **extra)
-    rates, cpu, server_cpu = [], [], []
+    _client(client)
+    try:
+        ds = pyimgdir.image_dataset_from_directory(directory, **KW, **extra)
+    finally:
+        _client("native")
+    store = getattr(ds._source, "store", None)
+    if store is not None:
+        assert store.client == client, (store.client, store.fallback_reason)
+    rates, cpu, per_object = [], [], []
     for _ in range(epochs):
-        s0 = server.call("stats")["cpu_s"] if server else 0.0
+        if proxy is not None:
+            proxy.call("reset")
         t, c, n = time.perf_counter(), _cpu(), 0
         for x, _ in ds:
             float(np.asarray(x)[:, ::16, ::16].sum())  # the consumer reads the batch
             n += len(x)
         rates.append(n / (time.perf_counter() - t))
         cpu.append((_cpu() - c) / n * 1000)
-        if server:
-            server_cpu.append((server.call("stats")["cpu_s"] - s0) / n * 1000)
+        if proxy is not None:
+            kinds = request_kinds(proxy.call("counts"))
+            per_object.append({k: round(v / n, 3) for k, v in kinds.items()})
     out = {"images_per_s": rates, "cpu_ms_per_image": cpu, "files": n}
-    if server:
-        out["server_cpu_ms_per_image"] = server_cpu
+    if per_object:
+        out["requests_per_image"] = per_object
     return out
 
 
-def run_plain_loop(url, endpoint, limit):
-    """What one writes without a loader: for each file, read the object with fsspec, decode
-    and resize it (Pillow, bilinear), one after another."""
-    import numpy as np
-    import s3fs
-    from PIL import Image
-
+def measure_listing(server, proxy, bucket, folders, per, clients=("native", "fsspec")):
     import pyimgdir
 
-    ds = pyimgdir.image_dataset_from_directory(url, storage_options={"endpoint_url": endpoint}, **KW)
-    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
-    paths = ds.file_paths[:limit]
-    t, c = time.perf_counter(), _cpu()
-    for p in paths:
-        data = fs.cat_file(p)
-        img = Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR)
-        np.asarray(img, dtype=np.float32)
-    dt = time.perf_counter() - t
-    return {"images_per_s": [len(paths) / dt], "cpu_ms_per_image": [(_cpu() - c) / len(paths) * 1000],
-            "files": len(paths)}
-
-
-def measure_listing(server, count, latencies):
-    """Lists a bucket of `count` objects in 100 class folders through each latency's proxy:
-    wall time, list requests, the CPU time of this process (s3fs/botocore parsing,
-    pyimgdir's indexing) and of the server (moto answers every page by walking the whole
-    bucket, so its time grows with the bucket, not with the page)."""
-    server.call("populate", ("big", count))
-    import pyimgdir
-
-    out = []
-    for lat in latencies:
-        before = server.call("stats")
-        t, c = time.perf_counter(), _cpu()
-        ds = pyimgdir.image_dataset_from_directory(
-            "s3://big/d", storage_options={"endpoint_url": server.endpoint(lat)}, **KW)
-        wall, client_cpu = time.perf_counter() - t, _cpu() - c
-        after = server.call("stats")
+    count = server.call("populate", (bucket, folders, per))
+    rows = []
+    for client in clients:
+        proxy.call("reset")
+        _client(client)
+        try:
+            t, c = time.perf_counter(), _cpu()
+            ds = pyimgdir.image_dataset_from_directory(
+                f"s3://{bucket}/d", storage_options={"endpoint_url": f"http://127.0.0.1:{proxy.port}"}, **KW)
+            wall, cpu = time.perf_counter() - t, _cpu() - c
+        finally:
+            _client("native")
         assert len(ds.file_paths) == count, len(ds.file_paths)
-        row = {"objects": count, "classes": len(ds.class_names), "latency_ms": lat, "wall_s": round(wall, 2),
-               "client_cpu_s": round(client_cpu, 2), "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
-               "requests": after["requests"][lat] - before["requests"][lat]}
-        print(f"\nlisting {count} objects, {lat} ms a request: {wall:.1f} s wall, {row['requests']} requests; "
-              f"client CPU {client_cpu:.1f} s, server CPU {row['server_cpu_s']:.1f} s", flush=True)
-        out.append(row)
+        kinds = request_kinds(proxy.call("counts"))
+        row = {"client": client, "objects": count, "folders": folders, "wall_s": round(wall, 2),
+               "client_cpu_ms_per_1000_keys": round(cpu / count * 1e6, 2), "list_requests": kinds["listing"]}
+        print(f"  listing {count} objects in {folders} folders, {client}: {wall:.1f} s wall, "
+              f"{row['list_requests']} list requests, client CPU {row['client_cpu_ms_per_1000_keys']} ms "
+              f"per 1,000 keys", flush=True)
+        rows.append(row)
+    return rows
+
+
+def subset(root: Path, files: int) -> Path:
+    """The first `files` images of `root` (sorted, in their class folders), copied to a temp dir."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file())[:files]
+    out = Path(tempfile.mkdtemp(prefix="bench-remote-"))
+    for p in paths:
+        dest = out / p.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dest)
     return out
 
 
-def run_fetch_only(url, endpoint):
-    """s3fs alone: every object fetched with s3fs' own concurrent ``cat`` (64 at a time), no
-    decoding and no pyimgdir code: the client's cost per request."""
-    import s3fs
-
-    import pyimgdir
-
-    ds = pyimgdir.image_dataset_from_directory(url, storage_options={"endpoint_url": endpoint}, **KW)
-    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True, max_concurrency=1,
-                           config_kwargs={"max_pool_connections": 64})
-    t, c = time.perf_counter(), _cpu()
-    fs.cat(list(ds.file_paths), batch_size=64)
-    dt = time.perf_counter() - t
-    n = len(ds.file_paths)
-    return {"images_per_s": [n / dt], "cpu_ms_per_image": [(_cpu() - c) / n * 1000], "files": n}
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="photos")
+    ap.add_argument("--files", type=int, default=600, help="the first N files of the dataset (0: all)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--latencies", default="0,20,100")
-    ap.add_argument("--plain-seconds", type=float, default=8.0, help="about how long each plain loop runs")
-    ap.add_argument("--list-objects", type=int, default=100_000)
+    ap.add_argument("--latency", type=int, default=20, help="ms the proxy adds to every request")
+    ap.add_argument("--list-objects", type=int, default=100_000, help="0: skip the listing measurements")
     ap.add_argument("--json", default=str(HERE / "results" / "remote.json"))
-    ap.add_argument("--listing-only", action="store_true",
-                    help="measure only the listing and update the 'listing' entry of --json")
     args = ap.parse_args()
     os.environ.update(S3_ENV)
     root = Path(args.dataset) if os.path.isdir(args.dataset) else HERE / "data" / args.dataset
@@ -218,85 +247,65 @@ def main() -> int:
         from make_datasets import ensure
 
         root = ensure(args.dataset, HERE / "data")
-    latencies = [int(v) for v in args.latencies.split(",")]
-    if args.listing_only:
-        server = Server(latencies)
-        try:
-            listing = measure_listing(server, args.list_objects, latencies)
-        finally:
-            server.stop()
-        out = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
-        out["listing"] = listing
-        Path(args.json).write_text(json.dumps(out, indent=1))
-        print(f"updated {args.json}")
-        return 0
-    server = Server(latencies)
+    tree = subset(root, args.files) if args.files else root
+    server = Child(_serve)
+    proxy = Child(_proxy, server.port, args.latency / 1000.0)
+    rows: dict = {}
     try:
-        files = server.call("upload", (str(root), "bench", "data"))
+        files = server.call("upload", (str(tree), "bench", "data"))
         url = "s3://bench/data"
-        print(f"{files} objects from {root} in s3://bench/data; latencies {latencies} ms", flush=True)
-        rows = {}
+        endpoint = f"http://127.0.0.1:{proxy.port}"
+        print(f"{files} objects in {url}; {args.latency} ms added per request; CPU: {cpu_name()}", flush=True)
 
         def record(name, result):
             rows.setdefault(name, []).append(result)
-            r = result
-            extra = ""
-            if "server_cpu_ms_per_image" in r:
-                extra = f", {statistics.median(r['server_cpu_ms_per_image']):.2f} ms in the S3 server"
-            print(f"  {name:<28} {statistics.median(r['images_per_s']):8.1f} img/s  "
-                  f"{statistics.median(r['cpu_ms_per_image']):6.2f} ms CPU/img (this process{extra})", flush=True)
+            req = result.get("requests_per_image")
+            extra = f"  requests/image {req[-1]}" if req else ""
+            print(f"  {name:<16} {statistics.median(result['images_per_s']):8.1f} img/s  "
+                  f"{statistics.median(result['cpu_ms_per_image']):6.2f} ms CPU/img{extra}", flush=True)
 
         for rnd in range(args.rounds):
             print(f"round {rnd + 1}/{args.rounds}", flush=True)
-            record("local disk", run_pyimgdir(str(root), args.epochs))
-            for lat in latencies:
-                record(f"s3 {lat} ms", run_pyimgdir(url, args.epochs, server,
-                                                     storage_options={"endpoint_url": server.endpoint(lat)}))
-            record("local disk", run_pyimgdir(str(root), args.epochs))
-        record("s3fs fetch only 0 ms", run_fetch_only(url, server.endpoint(latencies[0])))
-        for lat in latencies:
-            # sized to run for about --plain-seconds
-            per = lat / 1000.0 + 0.012
-            limit = max(20, min(files, int(args.plain_seconds / per)))
-            record(f"plain loop {lat} ms", run_plain_loop(url, server.endpoint(lat), limit))
+            record("local disk", run_epochs(str(tree), args.epochs))
+            record("s3 native", run_epochs(url, args.epochs, "native", proxy,
+                                           storage_options={"endpoint_url": endpoint}))
+            record("s3 fsspec", run_epochs(url, args.epochs, "fsspec", proxy,
+                                           storage_options={"endpoint_url": endpoint}))
+            record("local disk", run_epochs(str(tree), args.epochs))
 
-        def med(name):
-            return statistics.median(v for r in rows[name] for v in r["images_per_s"])
+        def med(name, key):
+            return round(statistics.median(v for r in rows[name] for v in r[key]), 3)
 
-        local = med("local disk")
-        def med_of(name, key):
-            vals = [v for r in rows[name] for v in r.get(key, [])]
-            return round(statistics.median(vals), 2) if vals else None
+        local = med("local disk", "cpu_ms_per_image")
+        table = {}
+        for name in ("s3 native", "s3 fsspec"):
+            cpu = med(name, "cpu_ms_per_image")
+            table[name] = {"cpu_ms_per_image": cpu, "local_cpu_ms_per_image": local,
+                           "remote_vs_local_cpu": round(cpu / local, 2),
+                           "transport_ms_per_image": round(cpu - local, 3),
+                           "images_per_s": round(med(name, "images_per_s"), 1),
+                           "requests_per_image": rows[name][-1]["requests_per_image"][-1]}
+        table["local disk"] = {"cpu_ms_per_image": local, "images_per_s": round(med("local disk", "images_per_s"), 1)}
+        print(f"\nclient CPU ms/image, median of {args.rounds} rounds x {args.epochs} epochs, {args.latency} ms a request")
+        for name, t in table.items():
+            ratio = f"  {t['remote_vs_local_cpu']:.2f}x local, transport {t['transport_ms_per_image']:.2f} ms" \
+                if "remote_vs_local_cpu" in t else ""
+            print(f"  {name:<12} {t['cpu_ms_per_image']:.2f}  {t['images_per_s']:.0f} img/s{ratio}")
 
-        table = []
-        for lat in latencies:
-            s3 = med(f"s3 {lat} ms")
-            plain = med(f"plain loop {lat} ms")
-            table.append({"latency_ms": lat, "pyimgdir_s3": round(s3, 1), "pyimgdir_local": round(local, 1),
-                          "plain_loop": round(plain, 1), "s3_vs_local": round(s3 / local, 3),
-                          "s3_vs_plain": round(s3 / plain, 1),
-                          "s3_client_cpu_ms_per_image": med_of(f"s3 {lat} ms", "cpu_ms_per_image"),
-                          "s3_server_cpu_ms_per_image": med_of(f"s3 {lat} ms", "server_cpu_ms_per_image"),
-                          "local_cpu_ms_per_image": med_of("local disk", "cpu_ms_per_image")})
-        print("\nlatency  pyimgdir s3://  local disk  s3/local  plain loop   CPU ms/img: s3 client, server, local")
-        for t in table:
-            print(f"{t['latency_ms']:>5} ms  {t['pyimgdir_s3']:>12.1f}  {t['pyimgdir_local']:>10.1f}  "
-                  f"{t['s3_vs_local']:>7.0%}  {t['plain_loop']:>10.1f}   {t['s3_client_cpu_ms_per_image']}, "
-                  f"{t['s3_server_cpu_ms_per_image']}, {t['local_cpu_ms_per_image']}")
-
-        listing = measure_listing(server, args.list_objects, latencies) if args.list_objects else None
-        if listing is None and Path(args.json).exists():  # keep an earlier --listing-only result
-            listing = json.loads(Path(args.json).read_text()).get("listing")
+        listing = []
+        if args.list_objects:
+            listing += measure_listing(server, proxy, "big", 100, max(1, args.list_objects // 100))
+            listing += measure_listing(server, proxy, "wide", 3000, 2)
     finally:
+        proxy.stop()
         server.stop()
+        if tree is not root:
+            shutil.rmtree(tree, ignore_errors=True)
 
-    out = {
-        "dataset": str(root.name), "files": files, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "settings": {**{k: v for k, v in KW.items() if k != "format"}, "epochs": args.epochs, "rounds": args.rounds},
-        "table": table, "rows": rows, "listing": listing,
-        "s3fs_fetch_only": {"images_per_s": round(med("s3fs fetch only 0 ms"), 1),
-                            "client_cpu_ms_per_object": med_of("s3fs fetch only 0 ms", "cpu_ms_per_image")},
-    }
+    out = {"dataset": root.name, "files": files, "cpu": cpu_name(), "cpus": os.cpu_count(),
+           "latency_ms": args.latency,
+           "settings": {**{k: v for k, v in KW.items() if k != "format"}, "epochs": args.epochs, "rounds": args.rounds},
+           "table": table, "rows": rows, "listing": listing}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")

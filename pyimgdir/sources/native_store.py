@@ -240,7 +240,7 @@ class NativeClient:
         self.request_timeout = float(request_timeout)
         self._op = None
         self._aop = None
-        self._pid = os.getpid()
+        self.pid = os.getpid()  # the process whose runtime this client may use
 
     def _layered(self, op):
         opendal = _opendal()

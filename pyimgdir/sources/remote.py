@@ -344,7 +344,17 @@ class RemoteStore:
 
     @property
     def client(self) -> str:
+        self._after_fork()
         return "native" if self.native is not None else "fsspec"
+
+    def _after_fork(self) -> None:
+        # A forked child (a DataLoader worker started with "fork") inherits this store as it
+        # is, but not the native client's runtime: fsspec serves it there.
+        native = self.native
+        if native is not None and native.pid != os.getpid():
+            self.native = None
+            self.fallback_reason = "this process was forked after the native client ran in its parent"
+            self._check_fsspec_url()
 
     def __getstate__(self):
         return {"url": self.url, "options": self.options, "sizes": self.sizes, "stamps": self.stamps}
@@ -387,6 +397,7 @@ class RemoteStore:
         (with a delimiter: its objects and its folders), then the folders listed concurrently
         (up to ``requests_in_flight`` chains of pages at a time), retried like a fetch.
         Ctrl-C, or one listing failing for good, cancels every listing still running."""
+        self._after_fork()
         if self.native is not None:
             return self._list_native()
         fs = self.fs
@@ -597,6 +608,7 @@ class RemoteStore:
                        poll_released, held, cond, on_broken=None):
         """Starts fetching `positions` in order (see :func:`schedule_fetches`); returns a handle
         whose ``cancel(timeout)`` stops it (requests not yet sent are never sent)."""
+        self._after_fork()
         if self.native is not None:
             fetcher = native_store.ThreadFetcher(
                 None, urls, sizes, positions, self.options.requests_in_flight, self.options.bytes_in_flight,
