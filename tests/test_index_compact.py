@@ -214,3 +214,27 @@ def test_shared_files_from_another_machine_refused(tree, monkeypatch):
     monkeypatch.setattr(source_module, "_boot_id", lambda: "another-machine")
     with pytest.raises(RuntimeError, match="same machine"):
         pickle.loads(blob)
+
+
+@needs("torch")
+def test_torch_workers_do_not_walk_again(tree, tmp_path, monkeypatch):
+    import torch
+
+    from pyimgdir.sources import local
+
+    calls = tmp_path / "walks"
+    real = local._core.walk_index
+
+    def counting(*args, **kwargs):
+        with open(calls, "a") as f:  # appended from whichever process walks
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(local._core, "walk_index", counting)
+    ds = pyimgdir.TorchDataset(str(tree), labels=list(range(14)), image_size=(8, 8), batch_size=3, seed=5)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        seen = [int(v) for _, y in loader for v in y]  # a file's label is its index
+        assert sorted(seen) == list(range(14))  # 2 shards of 7: every file once
+    assert calls.read_text().splitlines() == [str(os.getpid())]  # one walk, in this process
