@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Dummy credentials: botocore refuses to sign without some, and must never find real ones.
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class S3Server:
@@ -31,7 +23,9 @@ class S3Server:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        # port 0: the server binds a free port itself and keeps it (no port picked, released,
+        # then bound again, which another process could take in between)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
         self.endpoint = f"http://{self.host}:{self.port}"
@@ -74,9 +68,9 @@ class GCSServer:
         from gcp_storage_emulator.server import create_server
 
         logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
-        self.port = free_port()
-        self._server = create_server("127.0.0.1", self.port, in_memory=True)
+        self._server = create_server("127.0.0.1", 0, in_memory=True)  # port 0, as above
         self._server.start()
+        self.port = self._server._api._httpd.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
