@@ -2,6 +2,7 @@
 // buffers as numpy views, FileChecker, and the augmentation draws.
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "bindings_common.hpp"
@@ -91,6 +92,37 @@ py::dict augments_dict(size_t n, Get get, bool with_size) {
         d["image_width"] = iw;
     }
     return d;
+}
+
+// An epoch order (any integer array, any strides) as the core's 32-bit file indices, read
+// in place: no widened copy of a large order is made on the way.
+std::vector<uint32_t> file_order(const py::array& a) {
+    if (a.ndim() > 1) throw std::invalid_argument("the order must be one-dimensional");
+    const py::ssize_t n = a.ndim() == 0 ? 1 : a.shape(0);
+    const py::ssize_t stride = a.ndim() == 0 ? 0 : a.strides(0);
+    const char* base = static_cast<const char*>(a.data());
+    const py::dtype dt = a.dtype();
+    std::vector<uint32_t> out(static_cast<size_t>(n));
+    auto fill = [&](auto tag) {
+        using T = decltype(tag);
+        for (py::ssize_t i = 0; i < n; ++i) {
+            T v;
+            std::memcpy(&v, base + i * stride, sizeof(T));
+            if (v < 0 || static_cast<uint64_t>(v) > UINT32_MAX)
+                throw std::out_of_range("file index out of range in the epoch order");
+            out[static_cast<size_t>(i)] = static_cast<uint32_t>(v);
+        }
+    };
+    if (dt.is(py::dtype::of<uint32_t>())) fill(uint32_t{});
+    else if (dt.is(py::dtype::of<int64_t>())) fill(int64_t{});
+    else if (dt.is(py::dtype::of<int32_t>())) fill(int32_t{});
+    else if (dt.is(py::dtype::of<uint64_t>())) fill(uint64_t{});
+    else {
+        auto cast = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+        if (!cast) throw py::error_already_set();
+        return file_order(cast);
+    }
+    return out;
 }
 
 // A list of paths given directly (tests, benchmarks, one-off files) becomes an index too.
@@ -260,9 +292,15 @@ void register_loader(py::module_& m) {
         .def_property_readonly("config", &Loader::config, py::return_value_policy::copy)
         .def(
             "iterate",
-            [](const Loader& l, py::array_t<int64_t, py::array::c_style | py::array::forcecast> order,
-               int batch_size, int64_t epoch, bool fed) {
-                std::vector<int64_t> o(order.data(), order.data() + order.size());
+            [](const Loader& l, const py::object& order, int batch_size, int64_t epoch, bool fed) {
+                std::vector<uint32_t> o;
+                if (py::isinstance<py::array>(order)) {
+                    o = file_order(order.cast<py::array>());
+                } else {
+                    auto cast = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(order);
+                    if (!cast) throw py::error_already_set();
+                    o = file_order(cast);
+                }
                 return IteratorHolder(l.iterate(std::move(o), batch_size, epoch, fed).release());
             },
             py::arg("order"), py::arg("batch_size"), py::arg("epoch") = 0, py::arg("fed") = false)

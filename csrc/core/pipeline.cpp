@@ -372,7 +372,7 @@ struct EpochIterator::State {
     FileList files;
     LoaderConfig cfg;
     std::shared_ptr<BufferPool> pool;
-    std::vector<int64_t> order;
+    std::vector<uint32_t> order;
     int64_t epoch = 0;
     int64_t batch_size = 1;
     int64_t num_batches = 0;
@@ -628,11 +628,11 @@ Loader::Loader(FileList files, LoaderConfig cfg) : files_(std::move(files)), cfg
         cfg_.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::unique_ptr<EpochIterator> Loader::iterate(std::vector<int64_t> order, int batch_size, int64_t epoch,
+std::unique_ptr<EpochIterator> Loader::iterate(std::vector<uint32_t> order, int batch_size, int64_t epoch,
                                                bool fed) const {
     if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
-    for (int64_t i : order)
-        if (i < 0 || static_cast<size_t>(i) >= files_.size())
+    for (uint32_t i : order)
+        if (static_cast<size_t>(i) >= files_.size())
             throw std::out_of_range("file index out of range in the epoch order");
     auto st = std::make_unique<EpochIterator::State>();
     st->files = files_;

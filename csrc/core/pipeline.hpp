@@ -172,11 +172,12 @@ class Loader {
     std::string path(size_t i) const { return files_.path(i); }
     const FileList& files() const { return files_; }
 
-    // `order` holds file indices; batches are consecutive runs of `batch_size` of them.
+    // `order` holds file indices (32-bit: a file list holds at most 2^32 - 1 files);
+    // batches are consecutive runs of `batch_size` of them.
     // `epoch` keys the random crops and flips (ignored without them). With `fed`, workers
     // decode bytes handed over by EpochIterator::feed instead of reading the files (remote
     // sources); the lowest fed position within the prefetch window is decoded first.
-    std::unique_ptr<EpochIterator> iterate(std::vector<int64_t> order, int batch_size, int64_t epoch = 0,
+    std::unique_ptr<EpochIterator> iterate(std::vector<uint32_t> order, int batch_size, int64_t epoch = 0,
                                            bool fed = false) const;
 
     // Decodes and resizes one file into `out` (sample_bytes() long), on the calling thread.

@@ -101,6 +101,12 @@ class _Labels:
         return (object if dtype.kind == "O" else dtype.type), ()
 
 
+def _index_array(order) -> np.ndarray:
+    """An order given by the caller as an integer array (kept 32-bit if it is)."""
+    a = np.asarray(order)
+    return a if a.dtype.kind in "iu" else a.astype(np.int64)
+
+
 # Lists of at least this many files travel to worker processes as shared, mapped files.
 _SHARE_AT = 100_000
 
@@ -277,8 +283,8 @@ class BatchSource:
         if part is not None:
             order = order[part]
         # One copy, of this shard's (and part's) files only: the whole epoch's order is
-        # not kept alive by a view of it.
-        return np.array(order, dtype=np.int64, copy=True)
+        # not kept alive by a view of it; 32-bit, as the core keeps it.
+        return np.array(order, dtype=np.uint32 if n < 2**32 else np.int64, copy=True)
 
     def _note_failures(self, failures) -> None:
         for _, _, path, reason in failures:
@@ -295,7 +301,7 @@ class BatchSource:
         replaces the epoch's file order, as in iter_epoch."""
         bs = self.batch_size or 1
         full = self.epoch_order(int(epoch)) if order is None else np.asarray(order, dtype=np.int64)
-        order = full[int(start_batch) * bs :]
+        order = full[int(start_batch) * bs :].astype(np.int64)
         if self.store is not None:
             return {"file_index": order, **self._remote_augments(order, int(epoch))}
         return {"file_index": order, **self._loader.augments(order, int(epoch))}
@@ -323,14 +329,14 @@ class BatchSource:
         if cache is not None:
             skipped = self._skipped_indices()
             keep = ~np.isin(order, skipped) if len(skipped) else np.ones(len(order), dtype=bool)
-            if cache.has_all(order[keep]):
+            if cache.has_all(order[keep].astype(np.int64)):
                 # Every sample of this epoch is cached: no file is read or decoded.
                 positions_all = np.nonzero(keep)[0]
                 for start in range(0, len(positions_all), block):
                     positions = positions_all[start : start + block]
                     # skipped files are already out of positions_all: every block is full
                     # but the last, so nothing needs re-batching
-                    yield cache.get(order[positions]), positions, False
+                    yield cache.get(order[positions].astype(np.int64)), positions, False
                 return
         feeder = None
         if self.store is None:
@@ -364,7 +370,7 @@ class BatchSource:
                 else:
                     positions = np.arange(first, first + len(images), dtype=np.int64)
                 if cache is not None:
-                    cache.put(order[positions], images)
+                    cache.put(order[positions].astype(np.int64), images)
                 yield images, positions, bool(failures)
         finally:
             if feeder is not None:
@@ -431,7 +437,7 @@ class BatchSource:
             epoch, claimed_start = self.claim_epoch()
             start_batch = claimed_start if start_batch is None else start_batch
         start_batch = start_batch or 0
-        full_order = self.epoch_order(epoch) if order is None else np.asarray(order, dtype=np.int64)
+        full_order = self.epoch_order(epoch) if order is None else _index_array(order)
         bs = self.batch_size or 1
         order = full_order[start_batch * bs :]
         with_labels = self.labels.enabled
