@@ -2,8 +2,8 @@
 the settings users expect from the AWS and Google tools, read concurrently from threads.
 
 Reads go through opendal's blocking ``Operator`` (one GET per object; the GIL is released
-while it waits) on up to ``requests_in_flight`` worker threads fed by one dispatcher that
-keeps the bytes cap. Listing goes through its ``AsyncOperator`` on a private event loop
+while it waits) on up to ``requests_in_flight`` worker threads that take positions in order
+under the bytes cap. Listing goes through its ``AsyncOperator`` on a private event loop
 (opendal's blocking lister keeps the GIL while it waits for a page, and its async calls can
 be cancelled): the top level with a delimiter, then each top-level folder's subtree, or,
 when the top level holds more folders than requests may be in flight, ranges of folders
@@ -25,7 +25,6 @@ import base64
 import configparser
 import json
 import os
-import queue
 import threading
 import urllib.error
 import urllib.request
@@ -296,11 +295,12 @@ class NativeClient:
 
 # -- fetching from threads ---------------------------------------------------------------------
 class ThreadFetcher:
-    """Fetches ``positions`` in order: a dispatcher thread admits each position while fewer
-    than ``requests`` are in flight and the bytes cap allows it (at least one request always
-    runs), worker threads run ``fetch(url)`` (bytes, or an exception object it returns) and
-    hand results to ``deliver(position, result)`` one at a time. ``deliver`` returning False
-    stops everything. ``cancel()`` stops admitting at once; a request already on the wire
+    """Fetches ``positions`` in order on ``requests`` worker threads: each worker takes the
+    next position while the bytes cap allows it (at least one request always runs; the
+    worker that waits for the cap polls the consumer's releases, the others wait for it),
+    runs ``fetch(url)`` (bytes, or an exception object it returns) and hands the result to
+    ``deliver(position, result)``, one delivery at a time. ``deliver`` returning False stops
+    everything. ``cancel()`` stops taking positions at once; a request already on the wire
     finishes (bounded by the per-request timeout) without being delivered."""
 
     def __init__(self, fetch: Callable[[str], object], urls: Sequence[str], sizes: Sequence[int],
@@ -319,14 +319,11 @@ class ThreadFetcher:
         self.on_broken = on_broken
         self.stopped = threading.Event()
         self.finished = threading.Event()
-        self._work: "queue.SimpleQueue" = queue.SimpleQueue()
-        self._slots = threading.Semaphore(self.requests)
+        self._take_lock = threading.Lock()
+        self._next = 0
         self._deliver_lock = threading.Lock()
-        self._in_flight = 0
         self._workers: List[threading.Thread] = []
-        self._dispatcher: Optional[threading.Thread] = None
         self._remaining = len(self.positions)
-        self._count_lock = threading.Lock()
 
     def start(self) -> "ThreadFetcher":
         if not self.positions:
@@ -336,67 +333,48 @@ class ThreadFetcher:
             t = threading.Thread(target=self._worker, name=f"pyimgdir-fetch-{i}", daemon=True)
             t.start()
             self._workers.append(t)
-        self._dispatcher = threading.Thread(target=self._dispatch, name="pyimgdir-fetch-dispatch", daemon=True)
-        self._dispatcher.start()
         return self
 
-    def _dispatch(self) -> None:
-        try:
-            for pos in self.positions:
-                need = max(int(self.sizes[pos]), 1)
-                while True:
-                    if self.stopped.is_set():
-                        return
-                    if self._slots.acquire(timeout=0.05):
+    def _take(self) -> Optional[int]:
+        """The next position, once the bytes cap admits it; None when done or stopped."""
+        with self._take_lock:
+            if self._next >= len(self.positions) or self.stopped.is_set():
+                return None
+            pos = self.positions[self._next]
+            need = max(int(self.sizes[pos]), 1)
+            while True:
+                self.poll_released()
+                with self.cond:
+                    if self.held[0] <= 0 or self.held[0] + need <= self.bytes_cap:
+                        self.held[0] += need
                         break
-                    self.poll_released()
-                while True:
-                    self.poll_released()
-                    with self.cond:
-                        if self.held[0] <= 0 or self.held[0] + need <= self.bytes_cap:
-                            self.held[0] += need
-                            break
-                    if self.stopped.wait(0.002):
-                        self._slots.release()
-                        return
-                self._work.put(pos)
-        except BaseException as e:  # noqa: BLE001 - the consumer must not wait forever
-            self._broken(e)
-        finally:
-            for _ in self._workers:
-                self._work.put(None)
+                if self.stopped.wait(0.002):
+                    return None
+            self._next += 1
+            return pos
 
     def _worker(self) -> None:
-        while True:
-            pos = self._work.get()
-            if pos is None or self.stopped.is_set():
-                return
-            try:
+        try:
+            while True:
+                pos = self._take()
+                if pos is None:
+                    return
                 result = self.fetch(self.urls[pos])
-            except BaseException as e:  # noqa: BLE001 - fetch returns its failures; this is a bug
-                self._broken(e)
-                return
-            finally:
-                self._slots.release()
-            with self._deliver_lock:
-                if self.stopped.is_set():
-                    return
-                need = max(int(self.sizes[pos]), 1)
-                if isinstance(result, (bytes, bytearray, memoryview)) and len(result) > need:
-                    with self.cond:
-                        self.held[0] += len(result) - need
-                try:
+                with self._deliver_lock:
+                    if self.stopped.is_set():
+                        return
+                    need = max(int(self.sizes[pos]), 1)
+                    if isinstance(result, (bytes, bytearray, memoryview)) and len(result) > need:
+                        with self.cond:
+                            self.held[0] += len(result) - need
                     ok = self.deliver(pos, result) is not False
-                except BaseException as e:  # noqa: BLE001
-                    self._broken(e)
-                    return
-                with self._count_lock:
                     self._remaining -= 1
-                    done = self._remaining == 0
-                if not ok:
-                    self.stopped.set()
-                if done or not ok:
-                    self.finished.set()
+                    if not ok:
+                        self.stopped.set()
+                    if not ok or self._remaining == 0:
+                        self.finished.set()
+        except BaseException as e:  # noqa: BLE001 - fetch returns its failures; this is a bug
+            self._broken(e)
 
     def _broken(self, exc: BaseException) -> None:
         if self.stopped.is_set():
@@ -407,9 +385,9 @@ class ThreadFetcher:
         self.finished.set()
 
     def cancel(self, timeout: float = 1.0) -> None:
+        """Stops taking positions; returns at once (a worker waiting on the bytes cap sees it
+        within milliseconds; one whose request is on the wire ends after it)."""
         self.stopped.set()
-        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
-            self._dispatcher.join(timeout)
         self.finished.set()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
