@@ -259,6 +259,14 @@ class NativeClient:
             _state["used_in"] = os.getpid()
         return self._aop
 
+    def lists_after_a_key(self) -> bool:
+        """Whether the store lists from a given key on (``start-after``), which flat
+        listings of folder ranges need."""
+        try:
+            return bool(self.aop.capability().list_with_start_after)
+        except Exception:  # noqa: BLE001 - an opendal without capabilities: do without
+            return False
+
     @staticmethod
     def addressable(key: str) -> bool:
         """opendal folds repeated slashes and drops a leading one: such keys are out of its reach."""
@@ -477,7 +485,7 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
         active[0] += 1
         tasks.append(asyncio.ensure_future(chain(lo, hi_box, bounded)))
 
-    if len(folders) <= concurrency:
+    if len(folders) <= concurrency or not client.lists_after_a_key():
         for i in range(len(folders)):
             spawn(i, [i + 1], False)
     else:
