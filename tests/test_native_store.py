@@ -6,6 +6,7 @@ the fsspec path as the peer that must give the same arrays."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -143,6 +144,31 @@ def test_gcs_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:5")
     assert native_store.gcs_config("b", {}) == {"endpoint": "http://127.0.0.1:5", "skip_signature": "true",
                                                 "bucket": "b"}
+
+
+def test_credentials_from_a_profile_and_anonymous_reads(s3_server, s3_tree, monkeypatch, tmp_path):
+    local, url = s3_tree
+    want = _arrays(pyimgdir.image_dataset_from_directory(str(local), seed=2, **KW))
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)
+    (tmp_path / "credentials").write_text("[reader]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    (tmp_path / "config").write_text(f"[profile reader]\nregion = us-east-1\nendpoint_url = {s3_server.endpoint}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    ds = pyimgdir.image_dataset_from_directory(url, storage_options={"profile": "reader"}, seed=2, **KW)
+    assert ds._source.store.client == "native"
+    _assert_same(_arrays(ds), want)
+    # unsigned requests: refused on a private bucket (403, naming the URL), read once public
+    anon = {"anon": True, "endpoint_url": s3_server.endpoint}
+    with pytest.raises(pyimgdir.errors.ImageLoadError, match="HTTP 403"):
+        _arrays(pyimgdir.image_dataset_from_directory(url, storage_options=anon, seed=2, **KW))
+    bucket = url.split("/")[2]
+    s3_server.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                               "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    ds = pyimgdir.image_dataset_from_directory(url, storage_options=anon, seed=2, **KW)
+    _assert_same(_arrays(ds), want)
 
 
 # -- errors ---------------------------------------------------------------------------------------
