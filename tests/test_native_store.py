@@ -357,6 +357,27 @@ def test_native_and_fsspec_give_the_same_epochs(s3_server, s3_tree, monkeypatch)
     _assert_same(_arrays(native), _arrays(fs))
 
 
+def test_fetching_stops_when_the_consumer_stops(s3_server, proxied, make_tree, tf):
+    local = make_tree({"a": 100, "b": 100}, ext=".png", size_range=(8, 10))
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.upload_tree(local, bucket, "d")
+    proxy = proxied(latency=0.05, slow=lambda m, p: not p.endswith("?"))
+    ds = pyimgdir.image_dataset_from_directory(f"s3://{bucket}/d", **_s3(proxy.url), image_size=(8, 8), batch_size=4,
+                                               requests_in_flight=4, verbose=False)  # format="tf"
+    it = iter(ds)
+    next(it)  # then the consumer stops taking batches, the iterator left as it is
+    time.sleep(1.0)
+    proxy.settle(quiet=0.5)
+    asked = proxy.requests_for(lambda m, p: m == "GET" and not p.endswith("?"))
+    time.sleep(1.0)
+    # fetching ran at most 4 * requests_in_flight objects ahead of the decoding (which holds
+    # tf's prefetched batches and the core's window), then stopped
+    assert proxy.requests_for(lambda m, p: m == "GET" and not p.endswith("?")) == asked
+    assert asked < 200, asked
+    del it
+
+
 # -- pickled stores: Grain workers, DataLoader workers ------------------------------------------------
 def test_store_pickles_with_its_listing_sizes(s3_server, s3_tree):
     local, url = s3_tree

@@ -18,7 +18,13 @@ class EpochFeeder:
         self.store = store
         self.it = iterator
         self.urls = list(urls_in_order)
-        self.sizes = [store.sizes.get(u, 0) for u in self.urls]
+        # Each object counts at least bytes_in_flight / (4 * requests_in_flight) against the
+        # bytes cap: fetching runs at most 4 * requests_in_flight objects ahead of the decode
+        # threads, so when the consumer stops taking batches (a tf.data pipeline left
+        # suspended after Ctrl-C, say) fetching stops soon after, whatever the objects' size.
+        opts = store.options
+        floor = max(1, int(opts.bytes_in_flight) // (4 * max(1, int(opts.requests_in_flight))))
+        self.sizes = [max(store.sizes.get(u, 0), floor) for u in self.urls]
         self.accounted: Dict[int, int] = {}
         self.held = [0]
         self.cond = threading.Condition()
