@@ -512,8 +512,9 @@ def fmt_table(rows: List[dict], keras: Optional[dict], ceiling_cpu: Optional[flo
             f"{r['time_to_first_batch_s']:.3f}", f"{r['other_load_cores']:.2f}", "; ".join(r.get("flags", [])),
         ])
     w = [max(len(str(x)) for x in col) for col in zip(hdr, *lines)]
-    fmt = lambda row: "  ".join(str(c).ljust(w[i]) if i in (0, len(row) - 1) else str(c).rjust(w[i])
-                                for i, c in enumerate(row)).rstrip()
+    def fmt(row):
+        return "  ".join(str(c).ljust(w[i]) if i in (0, len(row) - 1) else str(c).rjust(w[i])
+                                    for i, c in enumerate(row)).rstrip()
     out = [fmt(hdr), fmt(["-" * x for x in w])] + [fmt(r) for r in lines]
     out += [f"(not run: {r['loader']}: {r['skipped']})" for r in rows if "skipped" in r]
     out += [f"(ERROR: {r['loader']}: {r['error'][-400:]})" for r in rows if "error" in r]
