@@ -185,6 +185,24 @@ def s3_server():
     server.stop()
 
 
+@pytest.fixture
+def proxied(s3_server):
+    """Makes fault-injecting proxies in front of the S3 server (tests/fault_proxy.py), stopped
+    after the test."""
+    from fault_proxy import FaultProxy
+
+    proxies = []
+
+    def make(**kw):
+        p = FaultProxy(s3_server.port, **kw).start()
+        proxies.append(p)
+        return p
+
+    yield make
+    for p in proxies:
+        p.stop()
+
+
 @pytest.fixture(scope="session")
 def gcs_server():
     """gcp-storage-emulator on 127.0.0.1 for the whole session (installed by the test extra)."""

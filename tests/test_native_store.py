@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from fault_proxy import FaultProxy
 
 pytest.importorskip("opendal")  # in the cloud and test extras
 
@@ -66,20 +65,6 @@ def s3_tree(s3_server, tree):
     s3_server.make_bucket(bucket)
     s3_server.upload_tree(tree, bucket, "data")
     return tree, f"s3://{bucket}/data"
-
-
-@pytest.fixture
-def proxied(s3_server):
-    proxies = []
-
-    def make(**kw):
-        p = FaultProxy(s3_server.port, **kw).start()
-        proxies.append(p)
-        return p
-
-    yield make
-    for p in proxies:
-        p.stop()
 
 
 # -- which client ---------------------------------------------------------------------------------

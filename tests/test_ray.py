@@ -26,8 +26,9 @@ SIZE = (24, 20)
 
 @pytest.fixture(scope="module")
 def cluster():
+    # A local cluster on the loopback address only
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             configure_logging=False)
+             configure_logging=False, _node_ip_address="127.0.0.1")
     from ray.data import DataContext
 
     ctx = DataContext.get_current()

@@ -21,7 +21,6 @@ import pytest
 
 import pyimgdir
 from pyimgdir.errors import ImageLoadError, InvalidFilesError
-from fault_proxy import FaultProxy
 
 HERE = Path(__file__).resolve().parent
 
@@ -209,20 +208,6 @@ def test_gcs_emulator_matches_local(gcs_server, tree, monkeypatch):
 
 
 # -- requests, counted at the server side of a proxy -----------------------------------------
-@pytest.fixture
-def proxied(s3_server):
-    proxies = []
-
-    def make(**kw):
-        p = FaultProxy(s3_server.port, **kw).start()
-        proxies.append(p)
-        return p
-
-    yield make
-    for p in proxies:
-        p.stop()
-
-
 def test_one_get_per_object_and_a_bounded_listing(s3_server, proxied, make_tree):
     # one class of 2,300 objects (three pages of up to 1,000) and nine of 30
     local = make_tree({"k0": 2300, **{f"k{i}": 30 for i in range(1, 10)}}, ext=".png", size_range=(4, 6))
