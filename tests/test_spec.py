@@ -28,6 +28,8 @@ OTHER_FIELDS = {
     "on_error", "validate", "shard", "shard_remainder", "initial_state", "cache",
     # URL directories: how bytes are fetched, never what they decode to
     "storage_options", "requests_in_flight", "bytes_in_flight", "request_timeout", "retries",
+    # a saved index: which files are read (checked against the tree), never how they decode
+    "manifest",
 }
 
 
