@@ -113,14 +113,32 @@ std::vector<uint32_t> file_order(const py::array& a) {
             out[static_cast<size_t>(i)] = static_cast<uint32_t>(v);
         }
     };
-    if (dt.is(py::dtype::of<uint32_t>())) fill(uint32_t{});
-    else if (dt.is(py::dtype::of<int64_t>())) fill(int64_t{});
-    else if (dt.is(py::dtype::of<int32_t>())) fill(int32_t{});
-    else if (dt.is(py::dtype::of<uint64_t>())) fill(uint64_t{});
+    // By kind and width, not by descriptor identity: numpy has two descriptors for a 64-bit
+    // integer on LP64 ('l' and 'q'), and an array rebuilt from a buffer (Ray's and pickle's
+    // out-of-band arrays) may carry the one that is not py::dtype::of<int64_t>().
+    const char kind = dt.kind();
+    const py::ssize_t width = dt.itemsize();
+    const char order_char = dt.byteorder();
+    const uint16_t probe = 1;
+    const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+    const bool native = order_char == '=' || order_char == '|' || order_char == (little ? '<' : '>');
+    if (native && kind == 'u' && width == 4) fill(uint32_t{});
+    else if (native && kind == 'i' && width == 8) fill(int64_t{});
+    else if (native && kind == 'i' && width == 4) fill(int32_t{});
+    else if (native && kind == 'u' && width == 8) fill(uint64_t{});
     else {
+        // Anything else (other widths, byte orders, bools, objects) is converted once to a
+        // native int64 array, read by the same loop: no second dispatch on its dtype.
         auto cast = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
         if (!cast) throw py::error_already_set();
-        return file_order(cast);
+        const int64_t* p = cast.data();
+        const py::ssize_t m = cast.size();
+        out.assign(static_cast<size_t>(m), 0);
+        for (py::ssize_t i = 0; i < m; ++i) {
+            if (p[i] < 0 || static_cast<uint64_t>(p[i]) > UINT32_MAX)
+                throw std::out_of_range("file index out of range in the epoch order");
+            out[static_cast<size_t>(i)] = static_cast<uint32_t>(p[i]);
+        }
     }
     return out;
 }

@@ -63,6 +63,39 @@ def test_batches_follow_the_order_and_match_single_image_path(files):
         np.testing.assert_array_equal(flat[k], loader.load(i))
 
 
+def _epoch_any_order(loader, order, batch_size):
+    it = loader.iterate(order, batch_size)
+    out = []
+    while (got := it.next(loader.config)) is not None:
+        out.append(got[0].copy())
+    it.close()
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("dtype", ["l", "q", "L", "Q", "i", "I", "<i8", ">i8", ">u4", "h", "u1"])
+def test_order_is_read_in_any_integer_dtype(files, dtype):
+    # numpy has two descriptors for each 64-bit integer ('l'/'q', 'L'/'Q'); arrays rebuilt
+    # from buffers (pickle 5, Ray's object store) may carry either. Every one, any byte
+    # order and any stride gives the files of the int64 order.
+    loader = _core.Loader(files, 12, 14, 3, num_threads=2)
+    ref = np.array([5, 3, 30, 0, 1, 2, 7, 36], dtype=np.int64)
+    expected = _epoch_any_order(loader, ref, 3)
+    order = ref.astype(np.dtype(dtype))
+    assert order.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(_epoch_any_order(loader, order, 3), expected)
+    strided = np.repeat(order, 2)[::2]  # a non-contiguous view
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(_epoch_any_order(loader, strided, 3), expected)
+
+
+def test_order_out_of_range_or_negative_is_refused(files):
+    loader = _core.Loader(files, 12, 14, 3, num_threads=2)
+    for bad in (np.array([0, -1], dtype="q"), np.array([0, 2**33], dtype=">i8"), np.array([-2], dtype="h")):
+        with pytest.raises((IndexError, ValueError), match="out of range"):
+            it = loader.iterate(bad, 2)
+            it.next(loader.config)
+
+
 def test_kept_batches_are_never_overwritten(files):
     loader = _core.Loader(files, 20, 20, 3, num_threads=2, prefetch=1)
     order = np.arange(len(files))
