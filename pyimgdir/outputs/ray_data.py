@@ -78,8 +78,9 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
             ``None``: execution ``k`` of the dataset (each iteration, ``take``,
             ``materialize``, ... and each epoch of a ``streaming_split`` iterator) reads
             epoch ``k``, as Ray's own ``reseed_after_execution`` shuffles do.
-        num_cpus: CPUs reserved per read task; its decoding threads (``num_threads``
-            unless given).
+        num_cpus: CPUs reserved per read task; it decodes with ``num_threads`` threads,
+            by default two per reserved CPU (a task waits on Ray between blocks, and the
+            second thread keeps the core busy meanwhile).
         concurrency, override_num_blocks: passed to ``ray.data.read_datasource``.
 
     Attributes set on the returned dataset: ``class_names``, ``file_paths`` and
@@ -109,7 +110,10 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
 
     built = image_dataset_from_directory(directory, format="numpy", batch_size=int(rows_per_block), **kwargs)
     parts = built if isinstance(built, list) else [built]
-    threads = kwargs.get("num_threads") or max(1, int(num_cpus))
+    # Two threads per reserved CPU: with one, the cores idle while each task hands a block
+    # to Ray and waits (2 cores, photos at 224x224: 1,201 images/s with one thread a task,
+    # 1,962 with two; in-process numpy 2,664).
+    threads = kwargs.get("num_threads") or 2 * max(1, int(num_cpus))
     if not ray.is_initialized():
         ray.init()  # what Ray Data's own read functions do (RAY_ADDRESS, else a local cluster)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
