@@ -71,6 +71,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for a child process a test interrupts with SIGINT: the signal's default
+    action back, so that Python installs its KeyboardInterrupt handler there. A process
+    started in the background by a non-interactive shell (``cmd &`` in a CI script) ignores
+    SIGINT, and its children inherit that; without this, such a child never sees Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def zip_strict(*iterables):
     """zip() that fails when the iterables differ in length (zip(strict=True) before 3.10)."""
     missing = object()

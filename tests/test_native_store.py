@@ -28,6 +28,7 @@ pytest.importorskip("opendal")  # in the cloud and test extras
 from pyimgdir.sources import native_store  # noqa: E402
 from pyimgdir.options.spec import RemoteOptions  # noqa: E402
 from pyimgdir.sources.remote import FetchError, RemoteStore, classify  # noqa: E402
+from conftest import sigint_default  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KW = dict(image_size=(24, 20), batch_size=4, format="numpy", verbose=False)
@@ -269,7 +270,7 @@ def test_ctrl_c_during_listing_stops_it(s3_server, tmp_path):
     """))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=sigint_default)
     try:
         assert proc.stdout.readline().strip() == "listing"
         time.sleep(1.6)  # the top level answered; the folders' first pages are waiting

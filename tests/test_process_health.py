@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
-from conftest import encode, photo_like, zip_strict
+from conftest import encode, photo_like, sigint_default, zip_strict
 
 PKG_PARENT = str(Path(pyimgdir.__file__).resolve().parent.parent)
 # Under AddressSanitizer (.ci/sanitize.sh) freed memory sits in a quarantine and every
@@ -175,7 +175,7 @@ def interrupt_after_start(code: str, *args, settle=0.3, wait=10.0):
     """Starts `code`, waits for its "running" line, sends SIGINT. Returns (seconds until the
     KeyboardInterrupt reached the script, seconds until the process was gone or None if it
     was still there after `wait` (then killed), returncode, stderr)."""
-    p = run_python(code, *args)
+    p = run_python(code, *args, preexec_fn=sigint_default)
     try:
         line = read_line(p, 120)
         assert line is not None and line.strip() == "running", (line, p.stderr.read() if p.poll() is not None else "")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import pyimgdir
+from conftest import sigint_default
 from pyimgdir.errors import ImageLoadError, InvalidFilesError
 
 HERE = Path(__file__).resolve().parent
@@ -527,7 +528,7 @@ def _interrupt_iteration(s3_server, url, tmp_path):
     """))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=sigint_default)
     try:
         line = proc.stdout.readline()
         assert line.strip() == "iterating", line + proc.stderr.read()
