@@ -301,13 +301,15 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
             d, _, b = tail.rpartition("/")
             by_part[head].append((d, b, rel))
     per_dir: List[List[str]] = []
+    base = store.join("")  # the directory's URL and "/": a key's URL is base + key
+    sizes, stamps = listing.files, listing.stamps
+    url_sizes, url_stamps = store.sizes, store.stamps
     for s in subdirs:
-        urls = []
-        for _, _, rel in sorted(by_part[s]):
-            url = store.join(rel)
-            store.sizes[url] = listing.files[rel]
-            store.stamps[url] = listing.stamps.get(rel, "")
-            urls.append(url)
+        entries = by_part[s]
+        entries.sort()
+        urls = [base + rel for _, _, rel in entries]
+        url_sizes.update(zip(urls, [sizes[rel] for _, _, rel in entries]))
+        url_stamps.update(zip(urls, [stamps.get(rel, "") for _, _, rel in entries]))
         per_dir.append(urls)
     return subdirs, per_dir
 

@@ -450,29 +450,36 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
 
     async def chain(lo: int, hi_box: List[int], bounded: bool) -> None:
         """Objects of folders[lo:hi_box[0]]; hi_box may shrink when this chain splits."""
-        last = [None]
-        cur = [lo]
-        count = [0]
+        last = None
+        cur = lo
+        count = 0
+        append = objects.append
+        nfolders = len(folders)
 
         async def run():
-            list_prefix = folders[lo] if not bounded else prefix
-            start_after = last[0] if last[0] is not None else (folders[lo] if bounded else None)
-            lister = await client.list_page_stream(list_prefix, start_after)
+            nonlocal last, cur, count
+            if not bounded:  # one folder's subtree: every entry is one of its objects
+                lister = await client.list_page_stream(folders[lo], last)
+                async for e in lister:
+                    last = key = e.path
+                    m = e.metadata
+                    append((key, m.content_length, m.etag or ""))
+                return
+            lister = await client.list_page_stream(prefix, last if last is not None else folders[lo])
             async for e in lister:
                 key = e.path
                 hi = hi_box[0]
-                if bounded:
-                    if hi < len(folders) and key >= folders[hi]:
-                        return
-                    while cur[0] + 1 < hi and key >= folders[cur[0] + 1]:
-                        cur[0] += 1
-                last[0] = key
-                count[0] += 1
-                if not bounded or "/" in key[plen:].rstrip("/"):
+                if hi < nfolders and key >= folders[hi]:
+                    return
+                while cur + 1 < hi and key >= folders[cur + 1]:
+                    cur += 1
+                last = key
+                count += 1
+                if "/" in key[plen:].rstrip("/"):  # below a folder (not a top-level object)
                     m = e.metadata
-                    objects.append((key, m.content_length, m.etag or ""))
-                if bounded and count[0] % PAGE == 0 and active[0] < concurrency and hi - cur[0] - 1 >= 2:
-                    mid = cur[0] + 1 + (hi - cur[0] - 1) // 2
+                    append((key, m.content_length, m.etag or ""))
+                if count % PAGE == 0 and active[0] < concurrency and hi - cur - 1 >= 2:
+                    mid = cur + 1 + (hi - cur - 1) // 2
                     hi_box[0] = mid
                     spawn(mid, [hi], True)
 

@@ -23,6 +23,7 @@ AWS and Google tools look (environment, shared config files and profiles,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import queue
 import random
@@ -453,14 +454,12 @@ class RemoteStore:
                 dirs.add(d)
         for key, size, etag in objects:
             rel = key[plen:]
-            if not rel:
-                continue
-            if rel.endswith("/"):  # an empty "folder/" marker object
+            if rel[-1:] == "/" or not rel:  # an empty "folder/" marker object (or the prefix itself)
                 d = rel.rstrip("/")
                 if d:
                     dirs.add(d)
                 continue
-            files[rel] = int(size or 0)
+            files[rel] = size or 0
             stamps[rel] = etag
         self._native_saw_root = bool(objects) or bool(folders)
         return _with_parents(files, stamps, dirs)
@@ -674,10 +673,16 @@ def _backoff(attempt: int) -> float:
 
 
 def _with_parents(files: Dict[str, int], stamps: Dict[str, str], dirs: set) -> Listing:
-    for rel in list(files) + list(dirs):
-        parts = rel.split("/")
-        for k in range(1, len(parts)):
-            dirs.add("/".join(parts[:k]))
+    """The listing with every folder above a file or a folder: each path climbs only until
+    it meets a folder already added (one lookup per file in a flat class folder)."""
+    parents: set = set()
+    add = parents.add
+    for rel in itertools.chain(files, list(dirs)):
+        d = rel.rpartition("/")[0]
+        while d and d not in parents:
+            add(d)
+            d = d.rpartition("/")[0]
+    dirs |= parents
     return Listing(files, stamps, dirs)
 
 
