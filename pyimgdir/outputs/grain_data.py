@@ -42,8 +42,8 @@ class _Converter:
     gives). Without Keras installed, elements stay numpy arrays.
 
     A batch the core filled is handed over without a copy where the backend can wrap host
-    memory (TensorFlow and JAX through DLPack, torch.from_numpy): copying a 224x224 float32
-    batch of 64 costs 10 ms (TensorFlow) to 36 ms (JAX), as long as decoding it on 2 cores.
+    memory (TensorFlow and JAX through DLPack, torch.from_numpy): copying a float32 batch
+    costs about as much as decoding it (benchmarks/README.md, the grain section).
     The wrapping tensor keeps the numpy array, and with it the pooled buffer, alive, so the
     buffer is not reused while the tensor exists. Arrays TensorFlow cannot wrap (not
     64-byte aligned) or numpy will not export (read-only cache views) are copied.

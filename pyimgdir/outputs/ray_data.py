@@ -111,8 +111,7 @@ def ray_dataset(directory, *, include_paths: bool = False, rows_per_block: int =
     built = image_dataset_from_directory(directory, format="numpy", batch_size=int(rows_per_block), **kwargs)
     parts = built if isinstance(built, list) else [built]
     # Two threads per reserved CPU: with one, the cores idle while each task hands a block
-    # to Ray and waits (2 cores, photos at 224x224: 1,201 images/s with one thread a task,
-    # 1,962 with two; in-process numpy 2,664).
+    # to Ray and waits (measured in benchmarks/README.md, "Ray Data").
     threads = kwargs.get("num_threads") or 2 * max(1, int(num_cpus))
     if not ray.is_initialized():
         ray.init()  # what Ray Data's own read functions do (RAY_ADDRESS, else a local cluster)
