@@ -263,9 +263,14 @@ def test_ray_train_example(cluster, tmp_path):
 
     sample = make_sample(tmp_path / "sample", classes=2, per_class=10, size_range=(40, 80))
     env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address, PYTHONUNBUFFERED="1")
-    out = subprocess.run([sys.executable, str(REPO / "examples" / "ray_train.py"), str(sample),
-                          "--epochs", "1", "--image-size", "32", "--workers", "1"],
-                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    try:
+        out = subprocess.run([sys.executable, str(REPO / "examples" / "ray_train.py"), str(sample),
+                              "--epochs", "1", "--image-size", "32", "--workers", "1"],
+                             capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    except subprocess.TimeoutExpired as e:  # say what it was waiting for
+        text = [(s.decode(errors="replace") if isinstance(s, bytes) else s or "") for s in (e.stdout, e.stderr)]
+        pytest.fail(f"the example ran past 300 s; cluster resources {ray.available_resources()} of "
+                    f"{ray.cluster_resources()}\nstdout: {text[0][-3000:]}\nstderr: {text[1][-6000:]}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "classes: ['class_0', 'class_1']; train files: 16, validation files: 4" in out.stdout
     assert "epoch 1: loss" in out.stdout and "on 4 images" in out.stdout
