@@ -38,6 +38,14 @@ def _isolate_environment() -> None:
     env.pop("TF_CONFIG", None)  # a cluster spec would turn on multi-worker strategies
     env.pop("PYIMGDIR_JPEG_CHECKPOINT_MB", None)  # the tests that need a cap set it themselves
     env.pop("RAY_ADDRESS", None)  # the Ray tests start their own local cluster
+    # Ray starts its worker processes at niceness 15: beside any other CPU-heavy process they
+    # get almost no CPU (the Ray Train example: 25 s alone, 368 s beside two busy loops on 2
+    # cores, 50 s with niceness 0). The Ray tests' workers run at the same priority as the rest.
+    env["RAY_worker_niceness"] = "0"
+    # Ray turns the node address 127.0.0.1 into the machine's own address on Linux unless
+    # "clusters" are off (ray_constants.ENABLE_RAY_CLUSTER, read when ray is imported; it
+    # changes nothing else): the tests' cluster stays on the loopback address.
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     # AWS and Google Cloud: nothing of the user's (keys, profiles, endpoints, regions, config
     # files) reaches the clients; the tests' servers take any key.
     # fsspec also takes per-protocol defaults (endpoint_url, ...) from FSSPEC_* variables and

@@ -29,6 +29,8 @@ def cluster():
     # A local cluster on the loopback address only
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              configure_logging=False, _node_ip_address="127.0.0.1")
+    # conftest.py keeps Ray's node address on the loopback interface
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -266,10 +268,10 @@ def test_ray_train_example(cluster, tmp_path):
     try:
         out = subprocess.run([sys.executable, str(REPO / "examples" / "ray_train.py"), str(sample),
                               "--epochs", "1", "--image-size", "32", "--workers", "1"],
-                             capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+                             capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     except subprocess.TimeoutExpired as e:  # say what it was waiting for
         text = [(s.decode(errors="replace") if isinstance(s, bytes) else s or "") for s in (e.stdout, e.stderr)]
-        pytest.fail(f"the example ran past 300 s; cluster resources {ray.available_resources()} of "
+        pytest.fail(f"the example ran past 600 s; cluster resources {ray.available_resources()} of "
                     f"{ray.cluster_resources()}\nstdout: {text[0][-3000:]}\nstderr: {text[1][-6000:]}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "classes: ['class_0', 'class_1']; train files: 16, validation files: 4" in out.stdout
