@@ -487,16 +487,22 @@ def test_dropped_iterator_leaves_no_request_thread_or_socket(s3_server, s3_tree,
         return [c for c in psutil.Process().net_connections("tcp")
                 if c.raddr and c.raddr.port == proxy.port and c.status == psutil.CONN_ESTABLISHED]
 
-    # The client keeps idle keep-alive connections (at most requests_in_flight). fsspec's
-    # filesystem is the dataset's: dropping the dataset closes them. The native client's
-    # pool is the process's (reused by the next dataset; idle ones close after its idle
-    # timeout): it must not grow.
+    # The client keeps idle keep-alive connections. fsspec: one pool of at most
+    # requests_in_flight (aiohttp's connector limit is strict), the dataset's: dropping the
+    # dataset closes them. The native client has two pools, the process's (reused by the next
+    # dataset; idle ones close after its idle timeout): the listing's and the fetching's,
+    # each with at most requests_in_flight requests at once. Its HTTP client hands a finished
+    # connection back to the pool on a runtime thread, so on a loaded machine a request may
+    # open a new connection before the last one is back (9 seen for 8 in flight): bounded by
+    # twice requests_in_flight here, and it must not grow once the dataset is gone.
     client = ds._source.store.client
-    assert len(sockets_to_proxy()) <= 8
+    bound = 8 if client == "fsspec" else 16
+    held = len(sockets_to_proxy())
+    assert held <= bound
     del ds
     gc.collect()
     if client == "native":
-        assert len(sockets_to_proxy()) <= 8
+        assert len(sockets_to_proxy()) <= held
         return
     deadline = time.monotonic() + 3
     while sockets_to_proxy() and time.monotonic() < deadline:
