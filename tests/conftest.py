@@ -39,8 +39,8 @@ def _isolate_environment() -> None:
     env.pop("PYIMGDIR_JPEG_CHECKPOINT_MB", None)  # the tests that need a cap set it themselves
     env.pop("RAY_ADDRESS", None)  # the Ray tests start their own local cluster
     # Ray starts its worker processes at niceness 15: beside any other CPU-heavy process they
-    # get almost no CPU (the Ray Train example: 25 s alone, 368 s beside two busy loops on 2
-    # cores, 50 s with niceness 0). The Ray tests' workers run at the same priority as the rest.
+    # get almost no CPU (docs/ray.md has the measurement). The Ray tests' workers run at the
+    # same priority as the rest.
     env["RAY_worker_niceness"] = "0"
     # Ray turns the node address 127.0.0.1 into the machine's own address on Linux unless
     # "clusters" are off (ray_constants.ENABLE_RAY_CLUSTER, read when ray is imported; it
