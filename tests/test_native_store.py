@@ -6,6 +6,7 @@ the fsspec path as the peer that must give the same arrays."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pickle
@@ -32,6 +33,8 @@ from conftest import sigint_default  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KW = dict(image_size=(24, 20), batch_size=4, format="numpy", verbose=False)
+# the cloud and test extras install obstore on Python 3.11 and later (its wheels need 3.11)
+OBSTORE = "obstore" if sys.version_info >= (3, 11) else "opendal"
 
 
 def _bucket() -> str:
@@ -220,6 +223,92 @@ def test_many_small_folders_are_listed_flat(s3_server, proxied):
     assert list(with_labels.file_paths[:3]) == [f"s3://{bucket}/d/c00000/img_0.jpg",
                                                 f"s3://{bucket}/d/c00000/img_1.jpg",
                                                 f"s3://{bucket}/d/c00001/img_0.jpg"]
+
+
+def test_who_lists_s3_and_gs(monkeypatch, tmp_path):
+    """obstore lists s3:// when it takes the credentials the way opendal does (keys in the
+    environment or storage_options, or anonymous reads); otherwise opendal, saying why."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    ep = {"endpoint_url": "http://127.0.0.1:9"}
+
+    def lister(protocol="s3", options=ep):
+        c = native_store.NativeClient(protocol, "b", options, 5.0)
+        return c.lister, c.lister_reason
+
+    if OBSTORE == "opendal":
+        assert lister() == ("opendal", "obstore is not installed")
+        return
+    assert lister() == ("obstore", None)
+    assert lister(options={**ep, "key": "a", "secret": "b", "token": "t"}) == ("obstore", None)
+    assert lister(options={**ep, "anon": True}) == ("obstore", None)
+    who, why = lister(options={**ep, "profile": "p"})
+    assert who == "opendal" and "profile" in why
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    who, why = lister()
+    assert who == "opendal" and "credentials that are not keys" in why
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv(native_store.ENV_SWITCH, "opendal")
+    assert lister() == ("opendal", f"{native_store.ENV_SWITCH}=opendal")
+    monkeypatch.delenv(native_store.ENV_SWITCH)
+    assert lister("gs", {"endpoint_url": "http://127.0.0.1:9"})[0] == "opendal"
+    settings = native_store.obstore_s3_settings(native_store.s3_config("b", {**ep, "key": "a", "secret": "b"}))
+    assert settings["config"]["endpoint"] == ep["endpoint_url"] and settings["allow_http"]
+    assert settings["credential_provider"]() == {"access_key_id": "a", "secret_access_key": "b", "token": None,
+                                                 "expires_at": None}
+
+
+@pytest.mark.parametrize("empty_segment", [False, True])
+@pytest.mark.parametrize("in_flight", [2, 64])  # folders listed flat in ranges / one chain a folder
+def test_obstore_and_opendal_list_the_same_tree(s3_server, monkeypatch, in_flight, empty_segment):
+    """Keys where object_store's model of a path differs from S3's: folder markers (reported
+    without their "/"), a range starting at a folder whose start-after key, as object_store sends
+    it, comes before its neighbour ("d/c4" before "d/c4-b/"), a top-level object between folders, characters that need escaping, and, in one
+    variant, an empty segment (object_store refuses the page holding it: that chain goes on
+    through opendal)."""
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    keys = {"d/c1/": b"", "d/c1/x.jpg": b"12", "d/c1/sub/": b"", "d/c1/sub/y.jpg": b"123",
+            "d/c1-b/z.jpg": b"1", "d/c1.jpg": b"1234", "d/empty/": b"", "d/c2/w w+\u00fc.jpg": b"123456",
+            "d/c3/n.png": b"1234567", "d/c4/m.jpg": b"1", "d/c5/k.jpg": b"12", "d/c5/l.jpg": b"1"}
+    if empty_segment:
+        keys["d/c2/a//y.jpg"] = b"12345"
+    # a full page in the first folder makes a flat listing split; the new range starts at
+    # "c4/" (the middle of twelve folders), whose start-after key object_store sends as "d/c4",
+    # before "c4-b/"
+    keys.update({f"d/c0/{i:04d}.jpg": b"1" for i in range(1100)})
+    keys.update({"d/c6/a.jpg": b"1", "d/c4-b/a.jpg": b"12", "d/c7/a.jpg": b"123", "d/c8/a.jpg": b"1"})
+    for k, v in keys.items():
+        s3_server.put(bucket, k, v)
+    listings = {}
+    for who in ("obstore", "opendal", "fsspec"):
+        if who == "obstore":
+            monkeypatch.delenv(native_store.ENV_SWITCH, raising=False)
+        else:
+            monkeypatch.setenv(native_store.ENV_SWITCH, who)
+        store = RemoteStore(f"s3://{bucket}/d", RemoteOptions(storage_options={"endpoint_url": s3_server.endpoint},
+                                                              requests_in_flight=in_flight))
+        assert store.client == ("fsspec" if who == "fsspec" else "native")
+        if who != "fsspec":
+            assert store.native.lister == (OBSTORE if who == "obstore" else who)
+        listings[who] = store.list_tree()
+        if who != "fsspec":  # each key listed once, by one chain
+            async def give_up(url, exc, attempt):
+                raise exc
+
+            job = native_store.list_tree(store.native, "d/", in_flight, give_up, str)
+            (listed, _, _), _ = asyncio.run_coroutine_threadsafe(job, native_store.event_loop()).result(60)
+            top_markers = {k for k in keys if k.endswith("/") and k.count("/") == 2}  # folders, not objects
+            assert len(listed) == len(set(listed)), who
+            # (obstore reports the marker "d/c1/sub/" as "d/c1/sub")
+            assert {k.rstrip("/") for k in set(listed) - top_markers} == {
+                k.rstrip("/") for k in set(keys) - top_markers}, who
+    want = {k[2:]: len(v) for k, v in keys.items() if not k.endswith("/") and k[2:]}
+    for who, listing in listings.items():
+        assert listing.files == want, who
+        assert {"c1", "c1/sub", "c1-b", "empty", "c2", "c3", "c4", "c5"} <= listing.dirs, who
+    assert listings["obstore"].dirs == listings["opendal"].dirs
+    assert listings["obstore"].stamps == listings["opendal"].stamps
 
 
 def test_a_failing_folder_listing_stops_the_others(s3_server, proxied):

@@ -7,6 +7,8 @@ non-hidden sub-directories; each class folder is walked recursively by the C++ c
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import operator
 import os
@@ -277,6 +279,25 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
     Keys are kept as listed: an object store's key may hold empty segments (``a//y.jpg``),
     which no local directory can; such a key stays in its class with its own URL, and a
     key starting with ``/`` below the directory (an empty top-level name) is not a class."""
+    with _collector_paused():
+        return _index_remote(store, subdirs_inferred, class_names, formats)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off while a listing of many keys becomes the index:
+    it would walk every tuple made on the way, many times over, for cycles this code does not
+    make (reference counting frees everything here)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, formats):
     listing = store.list_tree()
     store.listing = listing
     exts = tuple(f.lower() for f in formats)
@@ -286,30 +307,34 @@ def index_remote(store: RemoteStore, subdirs_inferred: bool, class_names, format
         subdirs = class_folders({d for d in listing.dirs if d and "/" not in d}, class_names)
     else:
         subdirs = [""]
-    # Per part: (directory relative to the part, file name, relative key); sorting these
-    # is Keras' walk order (directories by full path string, then names within each).
-    by_part: Dict[str, List[Tuple[str, str, str]]] = {s: [] for s in subdirs}
+    # Per part, its keys; sorted by (directory within the part, file name, key) they are in
+    # Keras' walk order (directories by full path string, then names within each), which for
+    # a part whose files all sit in one folder is plain key order.
+    by_part: Dict[str, List[str]] = {s: [] for s in subdirs}
     whole = "" in by_part
+    longest = max((len(e) for e in exts), default=0)
     for rel in listing.files:
-        if not rel.lower().endswith(exts):
+        if not rel[-longest:].lower().endswith(exts):
             continue
         if whole:
-            d, _, b = rel.rpartition("/")
-            by_part[""].append((d, b, rel))
+            by_part[""].append(rel)
         head, _, tail = rel.partition("/")
         if tail and head and head in by_part:
-            d, _, b = tail.rpartition("/")
-            by_part[head].append((d, b, rel))
+            by_part[head].append(rel)
     per_dir: List[List[str]] = []
     base = store.join("")  # the directory's URL and "/": a key's URL is base + key
     sizes, stamps = listing.files, listing.stamps
     url_sizes, url_stamps = store.sizes, store.stamps
     for s in subdirs:
-        entries = by_part[s]
-        entries.sort()
-        urls = [base + rel for _, _, rel in entries]
-        url_sizes.update(zip(urls, [sizes[rel] for _, _, rel in entries]))
-        url_stamps.update(zip(urls, [stamps.get(rel, "") for _, _, rel in entries]))
+        rels = by_part[s]
+        n = len(s) + 1 if s else 0  # a key's part within its part: rel[n:]
+        if any("/" in r[n:] for r in rels):
+            rels.sort(key=lambda r: (*r[n:].rpartition("/")[::2], r))
+        else:
+            rels.sort()
+        urls = [base + rel for rel in rels]
+        url_sizes.update(zip(urls, [sizes[rel] for rel in rels]))
+        url_stamps.update(zip(urls, [stamps.get(rel, "") for rel in rels]))
         per_dir.append(urls)
     return subdirs, per_dir
 

@@ -1,13 +1,21 @@
 """The native object-store client for ``s3://`` and ``gs://``: opendal (a Rust library) with
-the settings users expect from the AWS and Google tools, read concurrently from threads.
+the settings users expect from the AWS and Google tools, read concurrently from threads, and
+obstore (Rust too: the ``object_store`` crate) for listing ``s3://`` where it can.
 
 Reads go through opendal's blocking ``Operator`` (one GET per object; the GIL is released
 while it waits) on up to ``requests_in_flight`` worker threads that take positions in order
-under the bytes cap. Listing goes through its ``AsyncOperator`` on a private event loop
-(opendal's blocking lister keeps the GIL while it waits for a page, and its async calls can
-be cancelled): the top level with a delimiter, then each top-level folder's subtree, or,
-when the top level holds more folders than requests may be in flight, ranges of folders
-listed flat (one paginated chain per range, split while there is room for more chains).
+under the bytes cap. Listing runs on a private event loop (async calls can be cancelled; a
+blocking lister would keep the GIL while it waits for a page): the top level with a
+delimiter through opendal, then each top-level folder's subtree, or, when the top level
+holds more folders than requests may be in flight, ranges of folders listed flat (one
+paginated chain per range, split while there is room for more chains). Below the top
+level, ``s3://`` pages come from obstore as Arrow columns (one Python call a page, where
+opendal's async lister makes one a key) when obstore is installed and the credentials are
+ones it takes the same way (keys from the environment or ``storage_options``, or anonymous
+reads); otherwise, and for ``gs://``, opendal lists. ``object_store`` cannot represent keys
+with empty segments (``a//b``): a chain that meets one goes on through opendal after the
+last key it had; it reports a folder marker ``a/b/`` as ``a/b``, which the caller takes as
+the folder it is when keys below it exist.
 
 opendal's runtime does not survive ``fork()``: in a process forked after it ran (a PyTorch
 ``DataLoader`` worker started with "fork"), :func:`unavailable_reason` says so and the
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import configparser
 import json
 import os
@@ -34,7 +43,8 @@ __all__ = ["NativeClient", "NotNative", "unavailable_reason", "ThreadFetcher", "
 
 # URL scheme -> opendal service
 NATIVE_PROTOCOLS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-ENV_SWITCH = "PYIMGDIR_REMOTE_CLIENT"  # "fsspec" turns the native client off
+ENV_SWITCH = "PYIMGDIR_REMOTE_CLIENT"  # "fsspec": the native client off; "opendal": no obstore
+PAGE = 1000  # objects per listing page on S3 and GCS
 
 _state = {"used_in": None, "forked": False}
 
@@ -57,6 +67,13 @@ def _opendal():
     import opendal
 
     return opendal
+
+
+def _obstore():
+    import arro3.core  # noqa: F401 - obstore's Arrow pages need it
+    import obstore
+
+    return obstore
 
 
 def unavailable_reason(protocol: str) -> Optional[str]:
@@ -174,6 +191,48 @@ def s3_config(bucket: str, storage_options: dict, timeout: float = 10.0) -> Dict
     return {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in cfg.items()}
 
 
+def obstore_s3_settings(cfg: Dict[str, str]) -> dict:
+    """obstore's settings for listing the bucket that opendal's ``cfg`` describes, the same
+    way: the same endpoint, region and addressing, and the same credentials. Raises NotNative
+    (the reason) where obstore would find credentials elsewhere than opendal does: profiles,
+    roles and the shared credentials file are opendal's alone, so without keys in the
+    environment or ``storage_options`` (or anonymous reads) opendal lists."""
+    cfg = dict(cfg)
+    if cfg.get("disable_ec2_metadata") == "true" or cfg.get("disable_config_load") == "true":
+        raise NotNative("settings that turn credential sources off")
+    anonymous = cfg.get("skip_signature") == "true"
+    if cfg.get("access_key_id") and cfg.get("secret_access_key"):
+        keys = (cfg["access_key_id"], cfg["secret_access_key"], cfg.get("session_token"))
+    elif anonymous:
+        keys = None
+    elif {"profile", "role_arn"} & set(cfg):
+        raise NotNative("a profile or a role")
+    elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        keys = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                os.environ.get("AWS_SESSION_TOKEN") or None)
+    else:
+        raise NotNative("credentials that are not keys (profiles, roles, instance metadata)")
+    region = cfg.get("region") or "us-east-1"
+    endpoint = cfg.get("endpoint") or f"https://s3.{region}.amazonaws.com"
+    config = {
+        "region": region,
+        "endpoint": endpoint,
+        # everything stated, so that no AWS_* variable obstore reads on its own changes it
+        "virtual_hosted_style_request": cfg.get("enable_virtual_host_style") == "true",
+        "skip_signature": anonymous,
+        "request_payer": cfg.get("enable_request_payer") == "true",
+    }
+    provider = None
+    if keys is not None:
+        access, secret, token = keys
+
+        def provider():
+            return {"access_key_id": access, "secret_access_key": secret, "token": token, "expires_at": None}
+
+    return {"bucket": cfg["bucket"], "config": config, "credential_provider": provider,
+            "allow_http": endpoint.startswith("http://")}
+
+
 def gcs_config(bucket: str, storage_options: dict) -> Dict[str, str]:
     """opendal's GCS settings: storage_options (gcsfs' names or opendal's), then
     ``STORAGE_EMULATOR_HOST`` (no credentials, as gcsfs does for an emulator); credentials
@@ -239,7 +298,22 @@ class NativeClient:
         self.request_timeout = float(request_timeout)
         self._op = None
         self._aop = None
+        self._ostore = None
         self.pid = os.getpid()  # the process whose runtime this client may use
+        # who lists below the top level: "obstore" (s3:// where it can) or "opendal"
+        self.lister, self.lister_reason = "opendal", None
+        if service == "s3":
+            if os.environ.get(ENV_SWITCH, "").strip().lower() == "opendal":
+                self.lister_reason = f"{ENV_SWITCH}=opendal"
+            else:
+                try:
+                    _obstore()
+                    self._obstore_settings = obstore_s3_settings(self.config)
+                    self.lister = "obstore"
+                except ImportError:
+                    self.lister_reason = "obstore is not installed"
+                except NotNative as e:
+                    self.lister_reason = f"obstore does not take {e}"
 
     def _layered(self, op):
         opendal = _opendal()
@@ -259,6 +333,23 @@ class NativeClient:
             _state["used_in"] = os.getpid()
         return self._aop
 
+    @property
+    def ostore(self):
+        if self._ostore is None:
+            from datetime import timedelta
+
+            from obstore.store import S3Store
+
+            st = self._obstore_settings
+            timeout = f"{self.request_timeout:g}s"
+            self._ostore = S3Store(
+                st["bucket"], config=st["config"], credential_provider=st["credential_provider"],
+                client_options={"allow_http": st["allow_http"], "timeout": timeout, "connect_timeout": timeout},
+                # retries are the caller's (one budget, backoff with jitter, transient errors only)
+                retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.request_timeout)})
+            _state["used_in"] = os.getpid()
+        return self._ostore
+
     def lists_after_a_key(self) -> bool:
         """Whether the store lists from a given key on (``start-after``), which flat
         listings of folder ranges need."""
@@ -275,13 +366,53 @@ class NativeClient:
     def read(self, key: str) -> bytes:
         return self.op.read(key)
 
-    async def list_page_stream(self, prefix: str, start_after: Optional[str]):
-        """An async iterator over (key, size, etag or '') of every object under ``prefix``
-        (recursive, in key order), after ``start_after``."""
+    async def list_pages(self, prefix: str, start_after: Optional[str]):
+        """Pages ``(keys, sizes, etags)`` of every object under ``prefix`` (recursive, in key
+        order) after ``start_after``: obstore's Arrow pages where this client lists through
+        obstore, else opendal's entries gathered a page at a time. A key obstore cannot
+        represent (an empty segment) hands the rest of the listing to opendal."""
+        last = start_after
+        if self.lister == "obstore" and "//" not in prefix and "//" not in (start_after or ""):
+            obstore = _obstore()
+            from obstore.exceptions import InvalidPathError
+
+            stream = obstore.list(self.ostore, prefix, offset=start_after or None, chunk_size=PAGE,
+                                  return_arrow=True)
+            try:
+                async for batch in stream:
+                    keys = batch.column("path").to_pylist()
+                    if last is not None and keys and keys[0] <= last:
+                        # object_store drops a trailing "/" from the offset: skip what is not after it
+                        keys = keys[bisect.bisect_right(keys, last):]
+                        skip = batch.num_rows - len(keys)
+                        if not keys:
+                            continue
+                        batch = batch.slice(skip)
+                    sizes = batch.column("size").to_numpy().tolist()
+                    etags = batch.column("e_tag").to_pylist()
+                    if None in etags:
+                        etags = [e or "" for e in etags]
+                    last = keys[-1]
+                    yield keys, sizes, etags
+                return
+            except InvalidPathError:
+                pass  # an empty segment: the rest through opendal, after the last key listed
         kwargs = {"recursive": True}
-        if start_after:
-            kwargs["start_after"] = start_after
-        return await self.aop.list(prefix, **kwargs)
+        if last:
+            kwargs["start_after"] = last
+        keys: List[str] = []
+        sizes: List[int] = []
+        etags: List[str] = []
+        async for e in await self.aop.list(prefix, **kwargs):
+            m = e.metadata
+            keys.append(e.path)
+            sizes.append(m.content_length or 0)
+            etags.append(m.etag or "")
+            if len(keys) == PAGE:
+                yield keys, sizes, etags
+                keys, sizes, etags = [], [], []
+        if keys:
+            yield keys, sizes, etags
 
     async def list_top(self, prefix: str):
         """(objects, folder prefixes) directly under ``prefix`` (one delimited listing)."""
@@ -403,13 +534,11 @@ class ThreadFetcher:
 
 
 # -- listing -----------------------------------------------------------------------------------
-PAGE = 1000  # objects per listing page on S3 and GCS
 
-
-async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_failure, url_of) -> Tuple[list, list]:
+async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_failure, url_of) -> Tuple[tuple, list]:
     """Every object under ``prefix`` (which ends with "/", or is "" for a bucket's root):
-    (objects as (key, size, etag), folder prefixes seen at the top level). Keys ending with
-    "/" are folder markers.
+    (objects as three lists: keys, sizes, etags; folder prefixes seen at the top level).
+    Keys ending with "/" are folder markers.
 
     One delimited listing of the top level, then: with at most ``concurrency`` folders, each
     folder's subtree listed side by side; with more, the folders cut into contiguous ranges
@@ -439,10 +568,18 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
 
     await attempt_loop(url_of(prefix), top)
     files, folders = state["top"]
-    objects: List[Tuple[str, int, str]] = list(files)
+    okeys = [f[0] for f in files]
+    osizes = [f[1] for f in files]
+    oetags = [f[2] for f in files]
+    objects = (okeys, osizes, oetags)
     folders.sort()
     if not folders:
         return objects, folders
+
+    def add(keys, sizes, etags):
+        okeys.extend(keys)
+        osizes.extend(sizes)
+        oetags.extend(etags)
 
     plen = len(prefix)
     active = [0]
@@ -452,33 +589,35 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
         """Objects of folders[lo:hi_box[0]]; hi_box may shrink when this chain splits."""
         last = None
         cur = lo
-        count = 0
-        append = objects.append
         nfolders = len(folders)
 
         async def run():
-            nonlocal last, cur, count
-            if not bounded:  # one folder's subtree: every entry is one of its objects
-                lister = await client.list_page_stream(folders[lo], last)
-                async for e in lister:
-                    last = key = e.path
-                    m = e.metadata
-                    append((key, m.content_length, m.etag or ""))
+            nonlocal last, cur
+            if not bounded:  # one folder's subtree: every key under it is one of its objects
+                start = folders[lo]
+                async for keys, sizes, etags in client.list_pages(start, last):
+                    if not keys[0].startswith(start):  # a marker reported without its "/"
+                        keys, sizes, etags = keys[1:], sizes[1:], etags[1:]
+                    if keys:
+                        last = keys[-1]
+                        add(keys, sizes, etags)
                 return
-            lister = await client.list_page_stream(prefix, last if last is not None else folders[lo])
-            async for e in lister:
-                key = e.path
+            async for keys, sizes, etags in client.list_pages(prefix, last if last is not None else folders[lo]):
                 hi = hi_box[0]
-                if hi < nfolders and key >= folders[hi]:
-                    return
-                while cur + 1 < hi and key >= folders[cur + 1]:
-                    cur += 1
-                last = key
-                count += 1
-                if "/" in key[plen:].rstrip("/"):  # below a folder (not a top-level object)
-                    m = e.metadata
-                    append((key, m.content_length, m.etag or ""))
-                if count % PAGE == 0 and active[0] < concurrency and hi - cur - 1 >= 2:
+                n = len(keys)
+                end = bisect.bisect_left(keys, folders[hi]) if hi < nfolders else n
+                if end:
+                    last = keys[end - 1]
+                    cur = max(cur, bisect.bisect_right(folders, last, cur, hi) - 1)
+                    keys, sizes, etags = keys[:end], sizes[:end], etags[:end]
+                    # keys below a folder, not top-level objects listed between folders
+                    keep = [i for i, k in enumerate(keys) if "/" in k[plen:].rstrip("/")]
+                    if len(keep) < end:
+                        keys, sizes, etags = ([c[i] for i in keep] for c in (keys, sizes, etags))
+                    add(keys, sizes, etags)
+                if end < n:
+                    return  # reached the next range
+                if n >= PAGE and active[0] < concurrency and hi - cur - 1 >= 2:
                     mid = cur + 1 + (hi - cur - 1) // 2
                     hi_box[0] = mid
                     spawn(mid, [hi], True)

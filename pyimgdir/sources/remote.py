@@ -137,6 +137,37 @@ def _classify_native(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     return transient, status, "; ".join(parts)[:300]
 
 
+_OBSTORE_STATUS = re.compile(r"status code: (\d{3})")
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+
+
+def _classify_obstore(exc: BaseException) -> Tuple[bool, Optional[int], str]:
+    """obstore's errors: the status and the store's error code are in the text; a request
+    that got no answer (reset, cut short, timed out) is worth another try."""
+    text = str(exc)
+    first = text.split("\n", 1)[0].strip()
+    m = _OBSTORE_STATUS.search(first)
+    status = int(m.group(1)) if m else None
+    m = _XML_CODE.search(text)
+    code = m.group(1) if m else None
+    transient = status is None and "HTTP error" in first
+    if "kind: Timeout" in text:
+        transient = True
+    if status is None:
+        status = {"NotFoundError": 404, "PermissionDeniedError": 403, "UnauthenticatedError": 401}.get(
+            type(exc).__name__)
+    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
+        transient = True
+    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
+        transient = False
+    detail = first.split(": <?xml", 1)[0]
+    if code:
+        m = _XML_MESSAGE.search(text)
+        detail += f"; {code}" + (f": {m.group(1)}" if m and m.group(1) else "")
+    return transient, status, f"{type(exc).__name__}: {detail}"[:300]
+
+
 def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     """(transient?, HTTP status or None, short description) for a failed request.
 
@@ -145,6 +176,8 @@ def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     4xx and anything unrecognised (reported, not retried forever)."""
     if type(exc).__module__.startswith("opendal"):
         return _classify_native(exc)
+    if type(exc).__module__.startswith("obstore"):
+        return _classify_obstore(exc)
 
     status: Optional[int] = None
     code: Optional[str] = None
@@ -439,30 +472,35 @@ class RemoteStore:
         bucket_url = self.base[: len(self.base) - len(self.prefix)] if self.prefix else self.base + "/"
 
         async def on_failure(url, exc, attempt):
+            if type(exc).__module__.startswith("obstore") and "kind: Timeout" in str(exc):
+                exc = TimeoutError(f"no response within {self.options.request_timeout:g} s")
             await self._after_failure(url, exc, attempt, "listing")
 
         job = _LoopJob(native_store.list_tree(self.native, prefix, self.options.requests_in_flight, on_failure,
                                               lambda key: bucket_url + key), native_store.event_loop())
-        objects, folders = _wait_interruptibly(job.future, job.cancel)
-        files: Dict[str, int] = {}
-        stamps: Dict[str, str] = {}
+        (keys, sizes, etags), folders = _wait_interruptibly(job.future, job.cancel)
         dirs: set = set()
         plen = len(prefix)
         for key in folders:
             d = key[plen:].rstrip("/")
             if d:
                 dirs.add(d)
-        for key, size, etag in objects:
-            rel = key[plen:]
-            if rel[-1:] == "/" or not rel:  # an empty "folder/" marker object (or the prefix itself)
-                d = rel.rstrip("/")
-                if d:
-                    dirs.add(d)
-                continue
-            files[rel] = size or 0
-            stamps[rel] = etag
-        self._native_saw_root = bool(objects) or bool(folders)
-        return _with_parents(files, stamps, dirs)
+        rels = [key[plen:] for key in keys]
+        files: Dict[str, int] = dict(zip(rels, sizes))
+        stamps: Dict[str, str] = dict(zip(rels, etags))
+        for rel in [r for r in rels if r[-1:] == "/" or not r]:
+            # an empty "folder/" marker object (or the prefix itself)
+            del files[rel], stamps[rel]
+            d = rel.rstrip("/")
+            if d:
+                dirs.add(d)
+        self._native_saw_root = bool(keys) or bool(folders)
+        listing = _with_parents(files, stamps, dirs)
+        if self.native.lister == "obstore":
+            # obstore reports a folder marker "a/b/" as "a/b": where keys below it exist, a folder
+            for rel in [r for r in files if r in listing.dirs]:
+                del files[rel], stamps[rel]
+        return listing
 
     async def _after_failure(self, url: str, exc: BaseException, attempt: int, what: str) -> None:
         """Returns after the backoff when a failed request is to be asked again; raises
