@@ -258,12 +258,21 @@ def test_who_lists_s3_and_gs(monkeypatch, tmp_path):
                                                  "expires_at": None}
 
 
+def test_folder_markers_get_their_slash_back_where_the_order_shows_it():
+    restore = native_store._restore_markers
+    page = ["d/c1-b/z.jpg", "d/c1.jpg", "d/c1", "d/c1/sub", "d/c1/sub/y.jpg", "d/c1/x.jpg"]
+    assert restore(page, None) == ["d/c1-b/z.jpg", "d/c1.jpg", "d/c1/", "d/c1/sub", "d/c1/sub/y.jpg", "d/c1/x.jpg"]
+    assert restore(["d/c1", "d/c1/x.jpg"], "d/c1.jpg") == ["d/c1/", "d/c1/x.jpg"]  # across pages
+    in_order = ["d/c0/a.jpg", "d/c1", "d/c1/x.jpg"]  # "d/c1": nothing shows it is "d/c1/"
+    assert restore(in_order, "d/c0/") is in_order
+
+
 @pytest.mark.parametrize("empty_segment", [False, True])
 @pytest.mark.parametrize("in_flight", [2, 64])  # folders listed flat in ranges / one chain a folder
 def test_obstore_and_opendal_list_the_same_tree(s3_server, monkeypatch, in_flight, empty_segment):
     """Keys where object_store's model of a path differs from S3's: folder markers (reported
     without their "/"), a range starting at a folder whose start-after key, as object_store sends
-    it, comes before its neighbour ("d/c4" before "d/c4-b/"), a top-level object between folders, characters that need escaping, and, in one
+    it, comes before its neighbour ("d/c6" before "d/c6-b/"), a top-level object between folders, characters that need escaping, and, in one
     variant, an empty segment (object_store refuses the page holding it: that chain goes on
     through opendal)."""
     bucket = _bucket()
@@ -273,11 +282,12 @@ def test_obstore_and_opendal_list_the_same_tree(s3_server, monkeypatch, in_fligh
             "d/c3/n.png": b"1234567", "d/c4/m.jpg": b"1", "d/c5/k.jpg": b"12", "d/c5/l.jpg": b"1"}
     if empty_segment:
         keys["d/c2/a//y.jpg"] = b"12345"
-    # a full page in the first folder makes a flat listing split; the new range starts at
-    # "c4/" (the middle of twelve folders), whose start-after key object_store sends as "d/c4",
-    # before "c4-b/"
-    keys.update({f"d/c0/{i:04d}.jpg": b"1" for i in range(1100)})
-    keys.update({"d/c6/a.jpg": b"1", "d/c4-b/a.jpg": b"12", "d/c7/a.jpg": b"123", "d/c8/a.jpg": b"1"})
+    # a full page over four folders makes a flat listing split in half; the new range starts at
+    # "c6/" (the ninth of twelve folders), whose start-after key object_store sends as "d/c6",
+    # before "c6-b/"
+    keys.update({f"d/c0/{i:04d}.jpg": b"1" for i in range(600)})
+    keys.update({f"d/c2/{i:04d}.jpg": b"12" for i in range(600)})
+    keys.update({"d/c6/a.jpg": b"1", "d/c6-b/a.jpg": b"12", "d/c7/a.jpg": b"123", "d/c8/a.jpg": b"1"})
     for k, v in keys.items():
         s3_server.put(bucket, k, v)
     listings = {}

@@ -378,9 +378,12 @@ class NativeClient:
 
             stream = obstore.list(self.ostore, prefix, offset=start_after or None, chunk_size=PAGE,
                                   return_arrow=True)
+            before = None  # the stream's previous key
             try:
                 async for batch in stream:
-                    keys = batch.column("path").to_pylist()
+                    keys = _restore_markers(batch.column("path").to_pylist(), before)
+                    if keys:
+                        before = keys[-1]
                     if last is not None and keys and keys[0] <= last:
                         # object_store drops a trailing "/" from the offset: skip what is not after it
                         keys = keys[bisect.bisect_right(keys, last):]
@@ -430,6 +433,20 @@ class NativeClient:
 
     def pickle_state(self):
         return None
+
+
+def _restore_markers(keys: List[str], before: Optional[str]) -> List[str]:
+    """obstore's keys with the "/" put back on folder markers where their place in the
+    listing shows it: keys come in order, so "a/b" after "a/b.jpg" can only be "a/b/"."""
+    if not any(a > b for a, b in zip(keys, keys[1:])) and (before is None or not keys or keys[0] >= before):
+        return keys
+    out = []
+    for k in keys:
+        if before is not None and k < before < k + "/":
+            k += "/"
+        out.append(k)
+        before = k
+    return out
 
 
 # -- fetching from threads ---------------------------------------------------------------------
@@ -544,8 +561,10 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
     folder's subtree listed side by side; with more, the folders cut into contiguous ranges
     listed flat (``start_after`` the range's first folder, stopping at the next range's), a
     range splitting its untouched half off to a new chain after each full page while fewer
-    than ``concurrency`` chains run. So 3,000 folders of 2 objects take a handful of requests
-    and 100 folders of 1,000 run up to ``concurrency`` chains at once.
+    than ``concurrency`` chains run, or, when a full page held no more than two folders,
+    handing each of its remaining folders to a chain of its own (big folders: no page read
+    past a range's end). So 3,000 folders of 2 objects take a handful of requests and 100
+    folders of 1,000 take one request each, up to ``concurrency`` at once.
 
     ``on_failure(url, exc, attempt)`` is awaited after a failed request: it returns after
     the backoff when the request should be asked again (the listing resumes after the last
@@ -582,7 +601,8 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
         oetags.extend(etags)
 
     plen = len(prefix)
-    active = [0]
+    active = [0]  # chains started and not finished (some may wait for the gate)
+    gate = asyncio.Semaphore(concurrency)  # chains listing at once
     tasks: List[asyncio.Task] = []
 
     async def chain(lo: int, hi_box: List[int], bounded: bool) -> None:
@@ -605,6 +625,7 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
             async for keys, sizes, etags in client.list_pages(prefix, last if last is not None else folders[lo]):
                 hi = hi_box[0]
                 n = len(keys)
+                page_from = cur
                 end = bisect.bisect_left(keys, folders[hi]) if hi < nfolders else n
                 if end:
                     last = keys[end - 1]
@@ -617,13 +638,22 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
                     add(keys, sizes, etags)
                 if end < n:
                     return  # reached the next range
-                if n >= PAGE and active[0] < concurrency and hi - cur - 1 >= 2:
+                if n < PAGE:
+                    continue
+                if cur - page_from <= 1 and hi - cur - 1 >= 1:
+                    # a full page within two folders: folders this big are listed one chain
+                    # each (no page read past a range's end), as many at once as allowed
+                    hi_box[0] = cur + 1
+                    for i in range(cur + 1, hi):
+                        spawn(i, [i + 1], False)
+                elif active[0] < concurrency and hi - cur - 1 >= 2:
                     mid = cur + 1 + (hi - cur - 1) // 2
                     hi_box[0] = mid
                     spawn(mid, [hi], True)
 
         try:
-            await attempt_loop(url_of(folders[lo]), run)
+            async with gate:
+                await attempt_loop(url_of(folders[lo]), run)
         finally:
             active[0] -= 1
 
