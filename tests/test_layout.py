@@ -97,6 +97,9 @@ def test_library_does_not_import_the_cli():
     ("grain", {"pyimgdir.outputs.grain_data"}),
     ("torch", {"pyimgdir.outputs.torch_data", "pyimgdir.outputs.grain_data"}),
     ("ray", {"pyimgdir.outputs.ray_data"}),
+    ("opendal", {"pyimgdir.sources.native_store"}),
+    ("obstore", {"pyimgdir.sources.native_store"}),
+    ("arro3", {"pyimgdir.sources.native_store"}),
 ])
 def test_optional_frameworks_are_imported_in_one_place(framework, home):
     users = set()
