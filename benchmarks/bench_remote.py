@@ -10,7 +10,7 @@ Three processes, so that only the loader's own work is charged to the measured o
 Objects are put straight into the server's in-memory backend.
 
     python benchmarks/bench_remote.py [--dataset photos] [--files 600] [--epochs 2] [--rounds 2]
-        [--latency 20] [--list-objects 100000] [--json benchmarks/results/remote.json]
+        [--latency 20] [--list-objects 100000] [--list-rounds 1] [--json benchmarks/results/remote.json]
 """
 
 from __future__ import annotations
@@ -183,10 +183,10 @@ def run_epochs(directory, epochs, client="native", proxy=None, **extra):
     return out
 
 
-def measure_listing(server, proxy, bucket, folders, per, clients=("native", "fsspec")):
+def measure_listing(server, proxy, bucket, folders, per, clients=("native", "fsspec"), fill=True):
     import pyimgdir
 
-    count = server.call("populate", (bucket, folders, per))
+    count = server.call("populate", (bucket, folders, per)) if fill else folders * per
     rows = []
     for client in clients:
         proxy.call("reset")
@@ -238,6 +238,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--latency", type=int, default=20, help="ms the proxy adds to every request")
     ap.add_argument("--list-objects", type=int, default=100_000, help="0: skip the listing measurements")
+    ap.add_argument("--list-rounds", type=int, default=1)
     ap.add_argument("--json", default=str(HERE / "results" / "remote.json"))
     args = ap.parse_args()
     os.environ.update(S3_ENV)
@@ -294,8 +295,17 @@ def main() -> int:
 
         listing = []
         if args.list_objects:
-            listing += measure_listing(server, proxy, "big", 100, max(1, args.list_objects // 100))
-            listing += measure_listing(server, proxy, "wide", 3000, 2)
+            # rounds interleave the clients; the buckets are filled once
+            for rnd in range(args.list_rounds):
+                for bucket, folders, per in (("big", 100, max(1, args.list_objects // 100)), ("wide", 3000, 2)):
+                    for row in measure_listing(server, proxy, bucket, folders, per, fill=rnd == 0):
+                        listing.append({**row, "round": rnd + 1})
+            print(f"\nlisting, client CPU ms per 1,000 keys, median (range) of {args.list_rounds} rounds")
+            for bucket in ("big", "wide"):
+                for client in ("native", "fsspec"):
+                    v = [r["client_cpu_ms_per_1000_keys"] for r in listing
+                         if r["client"] == client and r["folders"] == (100 if bucket == "big" else 3000)]
+                    print(f"  {bucket:<5} {client:<7} {statistics.median(v):8.2f} ({min(v):.2f}-{max(v):.2f})")
     finally:
         proxy.stop()
         server.stop()
@@ -304,7 +314,8 @@ def main() -> int:
 
     out = {"dataset": root.name, "files": files, "cpu": cpu_name(), "cpus": os.cpu_count(),
            "latency_ms": args.latency,
-           "settings": {**{k: v for k, v in KW.items() if k != "format"}, "epochs": args.epochs, "rounds": args.rounds},
+           "settings": {**{k: v for k, v in KW.items() if k != "format"}, "epochs": args.epochs, "rounds": args.rounds,
+                        "list_rounds": args.list_rounds},
            "table": table, "rows": rows, "listing": listing}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
