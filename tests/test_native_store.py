@@ -242,11 +242,12 @@ def test_who_lists_s3_and_gs(monkeypatch, tmp_path):
     assert lister() == ("obstore", None)
     assert lister(options={**ep, "key": "a", "secret": "b", "token": "t"}) == ("obstore", None)
     assert lister(options={**ep, "anon": True}) == ("obstore", None)
-    who, why = lister(options={**ep, "profile": "p"})
-    assert who == "opendal" and "profile" in why
+    # a profile, or no keys: botocore's chain resolves them when the listing starts
+    assert lister(options={**ep, "profile": "p"}) == ("obstore", None)
+    who, why = lister(options={**ep, "role_arn": "arn:aws:iam::1:role/r"})
+    assert who == "opendal" and "role_arn" in why
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    who, why = lister()
-    assert who == "opendal" and "credentials that are not keys" in why
+    assert lister() == ("obstore", None)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv(native_store.ENV_SWITCH, "opendal")
     assert lister() == ("opendal", f"{native_store.ENV_SWITCH}=opendal")
@@ -256,6 +257,39 @@ def test_who_lists_s3_and_gs(monkeypatch, tmp_path):
     assert settings["config"]["endpoint"] == ep["endpoint_url"] and settings["allow_http"]
     assert settings["credential_provider"]() == {"access_key_id": "a", "secret_access_key": "b", "token": None,
                                                  "expires_at": None}
+
+
+def test_obstore_lists_with_the_aws_chain_and_opendal_where_it_finds_nothing(s3_server, monkeypatch, tmp_path):
+    """No keys in the environment: obstore lists with the credentials botocore's chain finds
+    (here the shared credentials file's profile), and where it finds none opendal lists."""
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    for k in ("d/a/1.jpg", "d/a/2.jpg", "d/b/1.jpg"):
+        s3_server.put(bucket, k, b"12")
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    (tmp_path / "config").write_text("[default]\nregion = us-east-1\n[profile reader]\nregion = us-east-1\n")
+    (tmp_path / "credentials").write_text("[reader]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    want = {"a/1.jpg": 2, "a/2.jpg": 2, "b/1.jpg": 2}
+    store = RemoteStore(f"s3://{bucket}/d", RemoteOptions(storage_options={
+        "endpoint_url": s3_server.endpoint, "profile": "reader"}))
+    assert store.list_tree().files == want
+    assert (store.native.lister, store.native.lister_reason) == (OBSTORE, None if OBSTORE == "obstore" else
+                                                                 "obstore is not installed")
+    if OBSTORE == "obstore":
+        creds = native_store._aws_chain_provider("reader")()
+        assert (creds["access_key_id"], creds["secret_access_key"]) == ("testing", "testing")
+    # no profile named, and no [default] credentials: botocore's chain finds nothing, opendal
+    # lists, and finds nothing either: the listing fails naming the URL
+    store = RemoteStore(f"s3://{bucket}/d", RemoteOptions(storage_options={"endpoint_url": s3_server.endpoint}))
+    with pytest.raises(FetchError, match=f"s3://{bucket}/d/: listing failed"):
+        store.list_tree()
+    assert store.native.lister == "opendal"
+    if OBSTORE == "obstore":
+        assert store.native.lister_reason == "obstore does not take credentials: botocore's chain found none"
 
 
 def test_folder_markers_get_their_slash_back_where_the_order_shows_it():

@@ -201,17 +201,24 @@ def obstore_s3_settings(cfg: Dict[str, str]) -> dict:
     if cfg.get("disable_ec2_metadata") == "true" or cfg.get("disable_config_load") == "true":
         raise NotNative("settings that turn credential sources off")
     anonymous = cfg.get("skip_signature") == "true"
+    chain = None
     if cfg.get("access_key_id") and cfg.get("secret_access_key"):
         keys = (cfg["access_key_id"], cfg["secret_access_key"], cfg.get("session_token"))
     elif anonymous:
         keys = None
-    elif {"profile", "role_arn"} & set(cfg):
-        raise NotNative("a profile or a role")
-    elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+    elif "role_arn" in cfg:
+        raise NotNative("role_arn")
+    elif not cfg.get("profile") and os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
         keys = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
                 os.environ.get("AWS_SESSION_TOKEN") or None)
     else:
-        raise NotNative("credentials that are not keys (profiles, roles, instance metadata)")
+        # profiles, the shared files, web identity, container and instance credentials: the
+        # AWS chain as botocore (the cloud extra has it) resolves it, on first use
+        try:
+            import botocore.session  # noqa: F401
+        except ImportError:
+            raise NotNative("credentials other than keys without botocore") from None
+        keys, chain = None, cfg.get("profile") or ""
     region = cfg.get("region") or "us-east-1"
     endpoint = cfg.get("endpoint") or f"https://s3.{region}.amazonaws.com"
     config = {
@@ -229,8 +236,31 @@ def obstore_s3_settings(cfg: Dict[str, str]) -> dict:
         def provider():
             return {"access_key_id": access, "secret_access_key": secret, "token": token, "expires_at": None}
 
-    return {"bucket": cfg["bucket"], "config": config, "credential_provider": provider,
+    return {"bucket": cfg["bucket"], "config": config, "credential_provider": provider, "chain": chain,
             "allow_http": endpoint.startswith("http://")}
+
+
+def _aws_chain_provider(profile: str):
+    """obstore's credential callback over the credentials botocore's chain finds (the profile
+    ``profile``, or the default chain for ""); NotNative when it finds none."""
+    from datetime import datetime, timedelta, timezone
+
+    import botocore.credentials
+    import botocore.session
+
+    session = botocore.session.Session(profile=profile or None)
+    creds = session.get_credentials()
+    if creds is None:
+        raise NotNative("credentials: botocore's chain found none")
+    refreshable = isinstance(creds, botocore.credentials.RefreshableCredentials)
+
+    def provider():
+        frozen = creds.get_frozen_credentials()  # refreshed by botocore when due
+        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+                "token": frozen.token or None,
+                "expires_at": datetime.now(timezone.utc) + timedelta(minutes=5) if refreshable else None}
+
+    return provider
 
 
 def gcs_config(bucket: str, storage_options: dict) -> Dict[str, str]:
@@ -341,9 +371,12 @@ class NativeClient:
             from obstore.store import S3Store
 
             st = self._obstore_settings
+            provider = st["credential_provider"]
+            if st["chain"] is not None:
+                provider = _aws_chain_provider(st["chain"])  # NotNative: opendal lists
             timeout = f"{self.request_timeout:g}s"
             self._ostore = S3Store(
-                st["bucket"], config=st["config"], credential_provider=st["credential_provider"],
+                st["bucket"], config=st["config"], credential_provider=provider,
                 client_options={"allow_http": st["allow_http"], "timeout": timeout, "connect_timeout": timeout},
                 # retries are the caller's (one budget, backoff with jitter, transient errors only)
                 retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.request_timeout)})
@@ -365,6 +398,17 @@ class NativeClient:
 
     def read(self, key: str) -> bytes:
         return self.op.read(key)
+
+    def choose_lister(self) -> str:
+        """Who lists below the top level, once the credentials are resolved: obstore's store
+        is built here (botocore's chain, where it is used, runs now), and a chain that finds
+        no credentials leaves the listing to opendal."""
+        if self.lister == "obstore" and self._ostore is None:
+            try:
+                self.ostore  # noqa: B018 - builds the store, resolving the credentials
+            except NotNative as e:
+                self.lister, self.lister_reason = "opendal", f"obstore does not take {e}"
+        return self.lister
 
     async def list_pages(self, prefix: str, start_after: Optional[str]):
         """Pages ``(keys, sizes, etags)`` of every object under ``prefix`` (recursive, in key
@@ -580,6 +624,8 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
             except Exception as e:  # noqa: BLE001 - the caller classifies
                 await on_failure(what_url, e, attempt)
 
+    # (off the loop: botocore's chain may wait on a metadata server; Ctrl-C must not)
+    await asyncio.get_running_loop().run_in_executor(None, client.choose_lister)
     state = {"top": None}
 
     async def top():
