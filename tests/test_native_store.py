@@ -184,6 +184,31 @@ def test_native_errors_name_status_and_code(s3_server, proxied):
     assert classify(e.value)[0] is True  # a reset connection is worth another try
 
 
+def test_obstore_listing_errors_name_status_and_code(s3_server, proxied):
+    if OBSTORE == "opendal":
+        assert native_store.NativeClient("s3", "b", {}, 5.0).lister == "opendal"
+        return
+    bucket = _bucket()
+    s3_server.make_bucket(bucket)
+    s3_server.put(bucket, "k/x.jpg", b"x")
+    cases = (("503", 503, True, "SlowDown"), ("403", 403, False, "AccessDenied"),
+             ("429", 429, True, "TooManyRequests"), ("drop", None, True, ""), ("cut", None, True, ""))
+    for kind, status, transient, code in cases:
+        proxy = proxied(**{f"p_{kind}": 1.0}, max_faults_per_path=100, faulty=lambda m, p: True)
+        client = native_store.NativeClient("s3", bucket, {"endpoint_url": proxy.url}, 5.0)
+        assert client.choose_lister() == "obstore"
+
+        async def pages():
+            return [p async for p in client.list_pages("k/", None)]
+
+        with pytest.raises(Exception) as e:
+            asyncio.run_coroutine_threadsafe(pages(), native_store.event_loop()).result(30)
+        assert type(e.value).__module__.startswith("obstore"), e.value
+        t, s, detail = classify(e.value)
+        assert (t, s) == (transient, status) and code in detail and "Debug source" not in detail, detail
+        assert proxy.requests_for(lambda m, p: True) == 1  # obstore's own retries are off
+
+
 def test_timeout_is_transient_and_names_the_url(s3_server, proxied):
     bucket = _bucket()
     s3_server.make_bucket(bucket)

@@ -107,25 +107,31 @@ _NATIVE_CODE = re.compile(r'code: "([^"]*)"')
 _NATIVE_MESSAGE = re.compile(r'message: "([^"]*)"')
 
 
+def _found(rx: "re.Pattern", text: str) -> Optional[str]:
+    m = rx.search(text)
+    return m.group(1) if m else None
+
+
+def _settled(transient: bool, status: Optional[int], code: Optional[str]) -> bool:
+    """Whether a failed request is worth another try, given the status and the store's code."""
+    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
+        transient = True
+    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
+        transient = False  # a store's throttling code on another 4xx included
+    return transient
+
+
 def _classify_native(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     """The native client's errors: a kind (``NotFound``, ``RateLimited``, ``Unexpected``, ...),
     whether it is temporary, and the response's status and the store's error code, in text."""
     text = str(exc)
     first = text.split("\n", 1)[0].strip()
-    m = _NATIVE_STATUS.search(text)
-    status = int(m.group(1)) if m else None
-    m = _NATIVE_CODE.search(text)
-    code = m.group(1) if m else None
-    transient = "(temporary)" in first
-    if "timeout reached" in text:
-        transient = True
+    found = _found(_NATIVE_STATUS, text)
+    status = int(found) if found else None
+    code = _found(_NATIVE_CODE, text)
     if status is None:
-        kind = type(exc).__name__
-        status = {"NotFound": 404, "PermissionDenied": 403, "RateLimited": 429}.get(kind)
-    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
-        transient = True
-    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
-        transient = False
+        status = {"NotFound": 404, "PermissionDenied": 403, "RateLimited": 429}.get(type(exc).__name__)
+    transient = _settled("(temporary)" in first or "timeout reached" in text, status, code)
     # the first line, plus the lower-level cause (connection reset, body cut short, ...)
     parts = [f"{type(exc).__name__}: {first}"]
     if "Source:" in text:
@@ -147,20 +153,14 @@ def _classify_obstore(exc: BaseException) -> Tuple[bool, Optional[int], str]:
     that got no answer (reset, cut short, timed out) is worth another try."""
     text = str(exc)
     first = text.split("\n", 1)[0].strip()
-    m = _OBSTORE_STATUS.search(first)
-    status = int(m.group(1)) if m else None
-    m = _XML_CODE.search(text)
-    code = m.group(1) if m else None
-    transient = status is None and "HTTP error" in first
-    if "kind: Timeout" in text:
-        transient = True
+    found = _found(_OBSTORE_STATUS, first)
+    status = int(found) if found else None
+    code = _found(_XML_CODE, text)
+    no_answer = (status is None and "HTTP error" in first) or "kind: Timeout" in text
     if status is None:
         status = {"NotFoundError": 404, "PermissionDeniedError": 403, "UnauthenticatedError": 401}.get(
             type(exc).__name__)
-    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
-        transient = True
-    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
-        transient = False
+    transient = _settled(no_answer, status, code)
     detail = first.split(": <?xml", 1)[0]
     if code:
         m = _XML_MESSAGE.search(text)
@@ -209,10 +209,7 @@ def classify(exc: BaseException) -> Tuple[bool, Optional[int], str]:
             status = 404
         elif isinstance(exc, PermissionError):
             status = 403
-    if status in _TRANSIENT_STATUS or (code in _TRANSIENT_CODES):
-        transient = True
-    if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS:
-        transient = False
+    transient = _settled(transient, status, code)
     detail = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
     if code and code not in detail:
         detail = f"{code}; {detail}"
