@@ -10,12 +10,13 @@ delimiter through opendal, then each top-level folder's subtree, or, when the to
 holds more folders than requests may be in flight, ranges of folders listed flat (one
 paginated chain per range, split while there is room for more chains). Below the top
 level, ``s3://`` pages come from obstore as Arrow columns (one Python call a page, where
-opendal's async lister makes one a key) when obstore is installed and the credentials are
-ones it takes the same way (keys from the environment or ``storage_options``, or anonymous
-reads); otherwise, and for ``gs://``, opendal lists. ``object_store`` cannot represent keys
-with empty segments (``a//b``): a chain that meets one goes on through opendal after the
-last key it had; it reports a folder marker ``a/b/`` as ``a/b``, which the caller takes as
-the folder it is when keys below it exist.
+opendal's async lister makes one a key) when obstore is installed, with the credentials
+opendal would use (keys from ``storage_options`` or the environment, anonymous reads, or
+what botocore's AWS chain finds); with ``role_arn``, where that chain finds nothing, and
+for ``gs://``, opendal lists. ``object_store`` cannot represent keys with empty segments
+(``a//b``): a chain that meets one goes on through opendal after the last key it had; it
+reports a folder marker ``a/b/`` as ``a/b``, put back where the key order shows it, and
+taken by the caller as the folder it is when keys below it exist.
 
 opendal's runtime does not survive ``fork()``: in a process forked after it ran (a PyTorch
 ``DataLoader`` worker started with "fork"), :func:`unavailable_reason` says so and the
@@ -193,10 +194,10 @@ def s3_config(bucket: str, storage_options: dict, timeout: float = 10.0) -> Dict
 
 def obstore_s3_settings(cfg: Dict[str, str]) -> dict:
     """obstore's settings for listing the bucket that opendal's ``cfg`` describes, the same
-    way: the same endpoint, region and addressing, and the same credentials. Raises NotNative
-    (the reason) where obstore would find credentials elsewhere than opendal does: profiles,
-    roles and the shared credentials file are opendal's alone, so without keys in the
-    environment or ``storage_options`` (or anonymous reads) opendal lists."""
+    way: the same endpoint, region and addressing, and the same credentials: keys given or in
+    the environment, anonymous reads, or else (``chain``: the profile, "" for the default)
+    what botocore's AWS chain finds when the listing starts. Raises NotNative (the reason)
+    for settings obstore cannot follow (``role_arn``, credential sources turned off)."""
     cfg = dict(cfg)
     if cfg.get("disable_ec2_metadata") == "true" or cfg.get("disable_config_load") == "true":
         raise NotNative("settings that turn credential sources off")
@@ -426,9 +427,10 @@ class NativeClient:
             try:
                 async for batch in stream:
                     keys = _restore_markers(batch.column("path").to_pylist(), before)
-                    if keys:
-                        before = keys[-1]
-                    if last is not None and keys and keys[0] <= last:
+                    if not keys:
+                        continue
+                    before = keys[-1]
+                    if last is not None and keys[0] <= last:
                         # object_store drops a trailing "/" from the offset: skip what is not after it
                         keys = keys[bisect.bisect_right(keys, last):]
                         skip = batch.num_rows - len(keys)
