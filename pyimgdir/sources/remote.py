@@ -5,9 +5,9 @@ Two clients behind one store. ``s3://`` and ``gs://`` go through the native clie
 (:mod:`.native_store`: opendal, with obstore's Arrow pages for ``s3://`` listings) when it
 is installed; every other protocol (``memory://``, ``file://``, ``hf://``, ...) and the
 cases the native client cannot serve (not installed, options it does not know, a process
-forked after it ran) go through fsspec (s3fs, gcsfs). The semantics are the same on both: listing is one delimited listing of the
-top level, then the folders below it listed concurrently (paginated by the store: a request
-per thousand objects, not one per file), turned into Keras' classes, files, order and labels
+forked after it ran) go through fsspec (s3fs, gcsfs). The semantics are the same on both:
+listing is one delimited listing of the top level, then the folders below it listed
+concurrently (paginated by the store: a request per thousand objects, not one per file), turned into Keras' classes, files, order and labels
 by the same rules as a local walk; fetching keeps many requests in flight under a cap on the
 bytes held, with a timeout per request and bounded retries with exponential backoff and
 jitter for transient failures only. Each object's bytes go to the C++ core's decode threads
