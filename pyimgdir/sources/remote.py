@@ -7,12 +7,13 @@ is installed; every other protocol (``memory://``, ``file://``, ``hf://``, ...) 
 cases the native client cannot serve (not installed, options it does not know, a process
 forked after it ran) go through fsspec (s3fs, gcsfs). The semantics are the same on both:
 listing is one delimited listing of the top level, then the folders below it listed
-concurrently (paginated by the store: a request per thousand objects, not one per file), turned into Keras' classes, files, order and labels
-by the same rules as a local walk; fetching keeps many requests in flight under a cap on the
-bytes held, with a timeout per request and bounded retries with exponential backoff and
-jitter for transient failures only. Each object's bytes go to the C++ core's decode threads
-as they are; failures become the same per-file failures the core reports for unreadable
-files, so ``on_error`` applies, and name the URL and the HTTP status.
+concurrently (paginated by the store: a request per thousand objects, not one per file),
+turned into Keras' classes, files, order and labels by the same rules as a local walk;
+fetching keeps many requests in flight under a cap on the bytes held, with a timeout per
+request and bounded retries with exponential backoff and jitter for transient failures only.
+Each object's bytes go to the C++ core's decode threads as they are; failures become the
+same per-file failures the core reports for unreadable files, so ``on_error`` applies, and
+name the URL and the HTTP status.
 
 The ``cloud`` extra installs both clients; credentials and endpoints come from where the
 AWS and Google tools look (environment, shared config files and profiles,
