@@ -251,8 +251,9 @@ def test_many_small_folders_are_listed_flat(s3_server, proxied):
 
 
 def test_who_lists_s3_and_gs(monkeypatch, tmp_path):
-    """obstore lists s3:// when it takes the credentials the way opendal does (keys in the
-    environment or storage_options, or anonymous reads); otherwise opendal, saying why."""
+    """obstore lists s3:// with the credentials opendal would use (keys given or in the
+    environment, anonymous reads, or botocore's chain for profiles and the rest); opendal with
+    role_arn, with the switch and for gs://, saying why."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     ep = {"endpoint_url": "http://127.0.0.1:9"}
