@@ -1,6 +1,8 @@
 """Object stores: the client process's CPU per image reading ``s3://`` (native client and the
 fsspec path, in the same run) against the same tree on local disk, interleaved; requests per
-object; then listing a bucket of many objects, and a bucket of many small class folders.
+object; then listing a bucket of many objects, and a bucket of many small class folders, by
+the native client (obstore's pages), the native client listing through opendal alone, and
+the fsspec path.
 
 Three processes, so that only the loader's own work is charged to the measured one:
 - the S3 server: moto's app under waitress (HTTP/1.1 keep-alive, as S3; moto's own werkzeug
@@ -144,9 +146,11 @@ def _cpu() -> float:
 
 
 def _client(name: str):
-    """Selects the client for the next dataset: the native one, or the fsspec path."""
-    if name == "fsspec":
-        os.environ["PYIMGDIR_REMOTE_CLIENT"] = "fsspec"
+    """Selects the client for the next dataset: the native one, the native one listing
+    through opendal alone ("native-opendal", no obstore), or the fsspec path."""
+    switch = {"fsspec": "fsspec", "native-opendal": "opendal"}.get(name)
+    if switch:
+        os.environ["PYIMGDIR_REMOTE_CLIENT"] = switch
     else:
         os.environ.pop("PYIMGDIR_REMOTE_CLIENT", None)
 
@@ -183,7 +187,10 @@ def run_epochs(directory, epochs, client="native", proxy=None, **extra):
     return out
 
 
-def measure_listing(server, proxy, bucket, folders, per, clients=("native", "fsspec"), fill=True):
+LISTERS = ("native", "native-opendal", "fsspec")
+
+
+def measure_listing(server, proxy, bucket, folders, per, clients=LISTERS, fill=True):
     import pyimgdir
 
     count = server.call("populate", (bucket, folders, per)) if fill else folders * per
@@ -199,6 +206,11 @@ def measure_listing(server, proxy, bucket, folders, per, clients=("native", "fss
         finally:
             _client("native")
         assert len(ds.file_paths) == count, len(ds.file_paths)
+        store = ds._source.store
+        assert store.client == ("fsspec" if client == "fsspec" else "native"), store.fallback_reason
+        if store.native is not None:
+            want = "opendal" if client == "native-opendal" else "obstore"
+            assert store.native.lister == want, store.native.lister_reason
         kinds = request_kinds(proxy.call("counts"))
         row = {"client": client, "objects": count, "folders": folders, "wall_s": round(wall, 2),
                "client_cpu_ms_per_1000_keys": round(cpu / count * 1e6, 2), "list_requests": kinds["listing"]}
@@ -302,10 +314,10 @@ def main() -> int:
                         listing.append({**row, "round": rnd + 1})
             print(f"\nlisting, client CPU ms per 1,000 keys, median (range) of {args.list_rounds} rounds")
             for bucket in ("big", "wide"):
-                for client in ("native", "fsspec"):
+                for client in LISTERS:
                     v = [r["client_cpu_ms_per_1000_keys"] for r in listing
                          if r["client"] == client and r["folders"] == (100 if bucket == "big" else 3000)]
-                    print(f"  {bucket:<5} {client:<7} {statistics.median(v):8.2f} ({min(v):.2f}-{max(v):.2f})")
+                    print(f"  {bucket:<5} {client:<14} {statistics.median(v):8.2f} ({min(v):.2f}-{max(v):.2f})")
     finally:
         proxy.stop()
         server.stop()

@@ -77,9 +77,13 @@ def _obstore():
     return obstore
 
 
+def _switch() -> str:
+    return os.environ.get(ENV_SWITCH, "").strip().lower()
+
+
 def unavailable_reason(protocol: str) -> Optional[str]:
     """None when the native client can serve ``protocol://`` URLs in this process, else why not."""
-    if os.environ.get(ENV_SWITCH, "").strip().lower() == "fsspec":
+    if _switch() == "fsspec":
         return f"{ENV_SWITCH}=fsspec"
     if protocol not in NATIVE_PROTOCOLS:
         return f"no native client for {protocol}://"
@@ -334,7 +338,7 @@ class NativeClient:
         # who lists below the top level: "obstore" (s3:// where it can) or "opendal"
         self.lister, self.lister_reason = "opendal", None
         if service == "s3":
-            if os.environ.get(ENV_SWITCH, "").strip().lower() == "opendal":
+            if _switch() == "opendal":
                 self.lister_reason = f"{ENV_SWITCH}=opendal"
             else:
                 try:
@@ -464,8 +468,11 @@ class NativeClient:
             yield keys, sizes, etags
 
     async def list_top(self, prefix: str):
-        """(objects, folder prefixes) directly under ``prefix`` (one delimited listing)."""
-        files: List[Tuple[str, int, str]] = []
+        """(objects as keys, sizes, etags; folder prefixes) directly under ``prefix`` (one
+        delimited listing)."""
+        keys: List[str] = []
+        sizes: List[int] = []
+        etags: List[str] = []
         folders: List[str] = []
         async for e in await self.aop.list(prefix):
             path = e.path
@@ -474,8 +481,10 @@ class NativeClient:
                     folders.append(path)
                 continue
             m = e.metadata
-            files.append((path, m.content_length, m.etag or ""))
-        return files, folders
+            keys.append(path)
+            sizes.append(m.content_length or 0)
+            etags.append(m.etag or "")
+        return (keys, sizes, etags), folders
 
     def pickle_state(self):
         return None
@@ -634,11 +643,8 @@ async def list_tree(client: NativeClient, prefix: str, concurrency: int, on_fail
         state["top"] = await client.list_top(prefix)
 
     await attempt_loop(url_of(prefix), top)
-    files, folders = state["top"]
-    okeys = [f[0] for f in files]
-    osizes = [f[1] for f in files]
-    oetags = [f[2] for f in files]
-    objects = (okeys, osizes, oetags)
+    objects, folders = state["top"]
+    okeys, osizes, oetags = objects
     folders.sort()
     if not folders:
         return objects, folders
