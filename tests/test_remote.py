@@ -490,12 +490,13 @@ def test_dropped_iterator_leaves_no_request_thread_or_socket(s3_server, s3_tree,
 
     # The client keeps idle keep-alive connections. fsspec: one pool of at most
     # requests_in_flight (aiohttp's connector limit is strict), the dataset's: dropping the
-    # dataset closes them. The native client has two pools, the process's (reused by the next
-    # dataset; idle ones close after its idle timeout): the listing's and the fetching's,
-    # each with at most requests_in_flight requests at once. Its HTTP client hands a finished
-    # connection back to the pool on a runtime thread, so on a loaded machine a request may
-    # open a new connection before the last one is back (one more than in flight seen): bounded by
-    # twice requests_in_flight here, and it must not grow once the dataset is gone.
+    # dataset closes them. The native client's pools (idle ones close after their idle
+    # timeout): the top level's listing (one request), the listing below it (obstore's store,
+    # or opendal's: one chain per top-level folder here, 4) and the fetching's (at most
+    # requests_in_flight at once). Its HTTP client hands a finished connection back to the
+    # pool on a runtime thread, so on a loaded machine a request may open a new connection
+    # before the last one is back (one more than in flight seen): at most 1 + 4 + 9 here,
+    # bounded by twice requests_in_flight, and it must not grow once the dataset is gone.
     client = ds._source.store.client
     bound = in_flight if client == "fsspec" else 2 * in_flight
     held = len(sockets_to_proxy())
