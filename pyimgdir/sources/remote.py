@@ -470,9 +470,7 @@ class RemoteStore:
         bucket_url = self.base[: len(self.base) - len(self.prefix)] if self.prefix else self.base + "/"
 
         async def on_failure(url, exc, attempt):
-            if type(exc).__module__.startswith("obstore") and "kind: Timeout" in str(exc):
-                exc = TimeoutError(f"no response within {self.options.request_timeout:g} s")
-            await self._after_failure(url, exc, attempt, "listing")
+            await self._after_failure(url, self._as_timeout(exc), attempt, "listing")
 
         job = _LoopJob(native_store.list_tree(self.native, prefix, self.options.requests_in_flight, on_failure,
                                               lambda key: bucket_url + key), native_store.event_loop())
@@ -499,6 +497,15 @@ class RemoteStore:
             for rel in [r for r in files if r in listing.dirs]:
                 del files[rel], stamps[rel]
         return listing
+
+    def _as_timeout(self, exc: BaseException) -> BaseException:
+        """A native client's timeout (opendal's or obstore's) as a TimeoutError saying how long
+        was waited; any other error as it is."""
+        module, text = type(exc).__module__, str(exc)
+        if (module.startswith("opendal") and "timeout reached" in text) or (
+                module.startswith("obstore") and "kind: Timeout" in text):
+            return TimeoutError(f"no response within {self.options.request_timeout:g} s")
+        return exc
 
     async def _after_failure(self, url: str, exc: BaseException, attempt: int, what: str) -> None:
         """Returns after the backoff when a failed request is to be asked again; raises
@@ -618,8 +625,7 @@ class RemoteStore:
             try:
                 return get(key)
             except Exception as e:  # noqa: BLE001 - classified below
-                if type(e).__module__.startswith("opendal") and "timeout reached" in str(e):
-                    e = TimeoutError(f"no response within {self.options.request_timeout:g} s")
+                e = self._as_timeout(e)
                 transient, status, detail = classify(e)
                 if not transient or attempt > self.options.retries:
                     self._count(failed=1)
